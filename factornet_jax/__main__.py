@@ -1,0 +1,3 @@
+from factornet_jax.cli import main
+
+main()

@@ -1,0 +1,349 @@
+"""BED / narrowPeak / chrom.sizes reading and writing, validated.
+
+Coordinates are 0-based half-open int64. Records are numpy structured arrays of
+``PEAK_DTYPE``::
+
+    >>> import numpy as np
+    >>> rec = np.zeros(1, PEAK_DTYPE)
+    >>> rec.dtype.names
+    ('chrom', 'start', 'end', 'summit')
+
+``summit`` is an absolute position: ``start`` + narrowPeak column 10 when that column
+is present and >= 0, else the midpoint ``(start + end) // 2``.
+
+Parsing is vectorised (read all text, split, convert with numpy); a line-by-line scan
+runs only after a failure, to name the offending line in the error message.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import InputFileError
+
+PEAK_DTYPE = np.dtype([("chrom", "U64"), ("start", "i8"), ("end", "i8"), ("summit", "i8")])
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_MAX_CHROM_NAME = 64
+_SKIP_PREFIXES = ("track", "browser", "#")
+# narrowPeak keeps its summit offset in column 10; BED12 uses column 10 for blockCount.
+_SUMMIT_COLUMN = 9
+_BED12_COLUMNS = 12
+
+
+def read_text(path) -> str:
+    """Whole text of a plain or gzipped file (gzip detected by magic bytes, not name)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found; check the path") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, expected a file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read file ({exc.strerror})") from None
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+            raise InputFileError(
+                path, "truncated or corrupt gzip file; download or compress it again"
+            ) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(
+            path, f"not a text file (undecodable byte at offset {exc.start})"
+        ) from None
+
+
+def _is_data_line(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith(_SKIP_PREFIXES)
+
+
+def _data_lines(text: str) -> tuple[list[str], list[str]]:
+    """(all lines, data lines) of a BED-like text."""
+    lines = text.splitlines()
+    return lines, [line for line in lines if _is_data_line(line)]
+
+
+def _split(line: str, maxsplit: int) -> list[str]:
+    """Tab-separated fields; whitespace-separated when the line has no tab."""
+    fields = line.split("\t", maxsplit)
+    if len(fields) < 3:
+        fields = line.split()
+        if len(fields) > maxsplit:
+            fields = fields[:maxsplit] + ["\t".join(fields[maxsplit:])]
+    return fields
+
+
+def _other_naming(chrom: str) -> str:
+    return chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+
+
+def unknown_chrom_message(chrom: str, chrom_sizes: Mapping[str, int], what: str) -> str:
+    """One-line message for a chromosome missing from ``chrom_sizes``, with a naming hint."""
+    other = _other_naming(chrom)
+    if other in chrom_sizes:
+        style = "chr1" if other.startswith("chr") else "1"
+        return (
+            f"chromosome '{chrom}' is not in the {what}, which names it '{other}'; "
+            f"use {style} naming consistently"
+        )
+    return (
+        f"chromosome '{chrom}' is not in the {what}; "
+        "use the same genome build and naming for all inputs"
+    )
+
+
+def _line_numbers(lines: list[str]) -> np.ndarray:
+    """1-based file line number of each data line."""
+    return np.array([i + 1 for i, line in enumerate(lines) if _is_data_line(line)], np.int64)
+
+
+def _to_int(values: list[str]) -> np.ndarray | None:
+    """int64 array of decimal strings, or None if any is not an integer."""
+    try:
+        return np.array(list(map(int, values)), np.int64)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _is_int(text: str) -> bool:
+    try:
+        np.int64(int(text))
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+def read_bed(
+    path,
+    chrom_sizes: Mapping[str, int] | None = None,
+    *,
+    allow_empty: bool = True,
+    drop_unknown_chroms: bool = False,
+) -> np.ndarray:
+    """Read a BED3+ or narrowPeak file (plain or gzipped) into ``PEAK_DTYPE`` records.
+
+    Parameters
+    ----------
+    path : str or Path
+    chrom_sizes : dict chrom -> size, optional
+        When given, every interval must lie on one of these chromosomes and end within it.
+    allow_empty : bool
+        If False, a file without any interval is an error.
+    drop_unknown_chroms : bool
+        Silently drop intervals on chromosomes absent from ``chrom_sizes`` (for resource
+        files that also cover alternative haplotypes, e.g. ``chr6_cox_hap2``). A naming
+        mismatch (``1`` vs ``chr1``) is still an error.
+
+    Returns
+    -------
+    records : (N,) PEAK_DTYPE, in file order (unsorted input is accepted).
+
+    Raises
+    ------
+    InputFileError
+        Naming the file, the line and what to do, for: unreadable or corrupt gzip file,
+        fewer than 3 columns, non-integer coordinates, negative start, start > end,
+        zero-length interval, summit offset past the peak end, unknown chromosome, end past
+        the chromosome end, or (``allow_empty=False``) no intervals.
+    """
+    text = read_text(path)
+    lines, data = _data_lines(text)
+    if not data:
+        if not allow_empty:
+            raise InputFileError(path, "no intervals found; expected BED lines 'chrom start end'")
+        return np.zeros(0, PEAK_DTYPE)
+
+    fields = [line.split("\t", 3) for line in data]
+    for i in [i for i, f in enumerate(fields) if len(f) < 3]:
+        fields[i] = _split(data[i], 3)
+    short = [i for i, f in enumerate(fields) if len(f) < 3]
+    if short:
+        _fail(path, lines, short[0],
+              f"expected at least 3 columns (chrom start end), found {len(fields[short[0]])}")
+    chroms = [f[0] for f in fields]
+    starts = _to_int([f[1] for f in fields])
+    ends = _to_int([f[2] for f in fields])
+    if starts is None or ends is None:
+        column = 2 if starts is None else 3
+        values = [f[column - 1] for f in fields]
+        bad = next(i for i, v in enumerate(values) if not _is_int(v))
+        _fail(path, lines, bad, f"column {column} is not an integer coordinate: '{values[bad]}'")
+
+    index: dict[str, int] = {}
+    codes = np.array([index.setdefault(c, len(index)) for c in chroms], np.int64)
+    names = list(index)
+    too_long = [n for n in names if len(n) > _MAX_CHROM_NAME]
+    if too_long:
+        _fail(path, lines, chroms.index(too_long[0]),
+              f"chromosome name longer than {_MAX_CHROM_NAME} characters")
+    records = np.empty(len(fields), PEAK_DTYPE)
+    records["chrom"] = np.array(names, "U64")[codes]
+    records["start"] = starts
+    records["end"] = ends
+    records["summit"] = (starts + ends) // 2
+    _check_coordinates(path, lines, starts, ends)
+    _fill_summits(path, lines, fields, records)
+
+    if chrom_sizes is not None:
+        records = _check_chroms(path, lines, records, names, codes, chrom_sizes,
+                                drop_unknown_chroms)
+        if not len(records) and not allow_empty:
+            raise InputFileError(path, "no intervals on the chromosomes of the chrom sizes")
+    return records
+
+
+def _fail(path, lines: list[str], data_index: int, message: str):
+    line = int(_line_numbers(lines)[data_index])
+    raise InputFileError(path, message, line)
+
+
+def _check_coordinates(path, lines, starts: np.ndarray, ends: np.ndarray) -> None:
+    checks = (
+        (starts < 0, "negative start coordinate"),
+        (starts > ends, "start is greater than end"),
+        (starts == ends, "zero-length interval (start == end); BED intervals are half-open"),
+    )
+    for bad, message in checks:
+        if bad.any():
+            i = int(np.argmax(bad))
+            _fail(path, lines, i, f"{message}: {starts[i]} {ends[i]}")
+
+
+def _fill_summits(path, lines, fields, records: np.ndarray) -> None:
+    """Absolute summits from column 10 on narrowPeak-like lines (>= 10 columns, not BED12)."""
+    rows = [
+        i for i, f in enumerate(fields)
+        if len(f) > 3 and f[3].count("\t") + 4 > _SUMMIT_COLUMN
+        and f[3].count("\t") + 4 != _BED12_COLUMNS
+    ]
+    if not rows:
+        return
+    texts = [fields[i][3].split("\t", _SUMMIT_COLUMN - 2)[_SUMMIT_COLUMN - 3] for i in rows]
+    offsets = _to_int(texts)
+    if offsets is None:  # free text in column 10: not a narrowPeak summit
+        offsets = np.array([int(t) if _is_int(t) else -1 for t in texts], np.int64)
+    rows = np.array(rows, np.int64)
+    use = offsets >= 0
+    rows, offsets = rows[use], offsets[use]
+    widths = records["end"][rows] - records["start"][rows]
+    past = offsets > widths
+    if past.any():
+        i = int(np.argmax(past))
+        _fail(
+            path, lines, int(rows[i]),
+            f"summit offset (column 10) {offsets[i]} is past the peak end (width {widths[i]})",
+        )
+    records["summit"][rows] = records["start"][rows] + offsets
+
+
+def _check_chroms(path, lines, records, names, codes, chrom_sizes, drop_unknown: bool):
+    known = np.array([n in chrom_sizes for n in names], bool)
+    for code in np.flatnonzero(~known):
+        name = names[code]
+        if not drop_unknown or _other_naming(name) in chrom_sizes:
+            i = int(np.argmax(codes == code))
+            _fail(path, lines, i, unknown_chrom_message(name, chrom_sizes, "chrom sizes"))
+    sizes = np.array([chrom_sizes.get(n, 0) for n in names], np.int64)[codes]
+    keep = known[codes]
+    past = keep & (records["end"] > sizes)
+    if past.any():
+        i = int(np.argmax(past))
+        _fail(
+            path, lines, i,
+            f"interval ends at {records['end'][i]}, past the end of {records['chrom'][i]} "
+            f"(size {sizes[i]}); check that the file and chrom sizes use the same genome build",
+        )
+    return records if keep.all() else records[keep]
+
+
+def read_chrom_sizes(path) -> dict[str, int]:
+    """Read a chrom.sizes (or .fai) file: chromosome name and size, in file order.
+
+    Returns
+    -------
+    dict chrom -> size (int), in file order.
+
+    Raises
+    ------
+    InputFileError
+        For fewer than 2 columns, a non-integer or non-positive size, a duplicated name,
+        or a file with no chromosomes.
+    """
+    text = read_text(path)
+    lines, data = _data_lines(text)
+    if not data:
+        raise InputFileError(path, "no chromosomes found; expected lines 'chrom<TAB>size'")
+    fields = [_split(line, 2) for line in data]
+    sizes: dict[str, int] = {}
+    for i, parts in enumerate(fields):
+        if len(parts) < 2:
+            _fail(path, lines, i, "expected 2 columns (chrom size)")
+        name, size_text = parts[0], parts[1].strip()
+        if not _is_int(size_text) or int(size_text) <= 0:
+            _fail(path, lines, i, f"size is not a positive integer: '{size_text}'")
+        if name in sizes:
+            _fail(path, lines, i, f"chromosome '{name}' is listed twice")
+        if len(name) > _MAX_CHROM_NAME:
+            _fail(path, lines, i, f"chromosome name longer than {_MAX_CHROM_NAME} characters")
+        sizes[name] = int(size_text)
+    return sizes
+
+
+def write_bed(
+    path,
+    records: np.ndarray,
+    extra_columns: Sequence[np.ndarray] | Mapping[str, np.ndarray] | None = None,
+) -> None:
+    """Write ``chrom start end`` (+ extra columns) lines; gzipped when ``path`` ends ``.gz``.
+
+    Parameters
+    ----------
+    path : str or Path
+    records : (N,) structured array with fields ``chrom``, ``start``, ``end``
+        (e.g. ``PEAK_DTYPE``).
+    extra_columns : sequence of (N,) arrays, or a mapping (values in order), optional
+        Appended as columns 4, 5, ... (each value written with ``str``).
+
+    The file is written to a temporary name in the same folder and renamed into place, so
+    an interrupted write never leaves a complete-looking file.
+    """
+    path = Path(path)
+    columns = [records["chrom"].astype(str), records["start"], records["end"]]
+    if extra_columns is not None:
+        extra = list(extra_columns.values()) if isinstance(extra_columns, Mapping) else list(extra_columns)
+        for col in extra:
+            col = np.asarray(col)
+            if col.shape != (len(records),):
+                raise ValueError(f"extra column has shape {col.shape}, expected ({len(records)},)")
+            columns.append(col)
+    text_columns = [np.asarray(c).astype(str) for c in columns]
+    if len(records):
+        rows = text_columns[0]
+        for col in text_columns[1:]:
+            rows = np.char.add(np.char.add(rows, "\t"), col)
+        body = "\n".join(rows.tolist()) + "\n"
+    else:
+        body = ""
+    data = body.encode("utf-8")
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

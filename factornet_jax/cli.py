@@ -1,0 +1,62 @@
+"""The `factornet` command: sub-commands dispatch to one function each, through a table.
+
+Each command module in `factornet_jax.commands` defines `add_arguments(parser)` and
+`main(args) -> int`. User errors (`FactorNetError`) are printed as one line, exit code 2.
+"""
+import argparse
+import importlib
+import sys
+
+from factornet_jax.errors import FactorNetError
+
+# (command words, module in factornet_jax.commands, one-line help)
+COMMANDS = [
+    (("preprocess", "build"), "build", "build the genome and cell-line Zarr stores"),
+    (("train", "run"), "train", "train a FactorNet model from built stores"),
+    (("predict",), "predict", "score the bins of a BED file, write bedGraph.gz (and bigWig)"),
+    (("evaluate",), "evaluate", "DREAM-style scoring of predictions against peaks"),
+    (("visualize",), "visualize", "kernel motifs, logos, signal profiles and known-motif matches"),
+    (("import-keras",), "import_keras", "convert a released Keras 1 FactorNet model"),
+    (("simulate",), "simulate", "write a realistic simulated dataset (FASTA, bigWigs, peaks)"),
+    (("demo",), "demo", "simulate -> build -> train -> predict -> evaluate, end to end"),
+]
+
+
+def build_parser(commands=COMMANDS):
+    parser = argparse.ArgumentParser(prog="factornet", description=__doc__.splitlines()[0])
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups = {}
+    for words, module_name, help_text in commands:
+        if len(words) == 1:
+            sub = top.add_parser(words[0], help=help_text, description=help_text)
+        else:
+            if words[0] not in groups:
+                group_parser = top.add_parser(words[0], help=f"{words[0]} sub-commands")
+                groups[words[0]] = group_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND",
+                                                               required=True)
+            sub = groups[words[0]].add_parser(words[1], help=help_text, description=help_text)
+        module = importlib.import_module(f"factornet_jax.commands.{module_name}")
+        module.add_arguments(sub)
+        sub.set_defaults(_main=module.main)
+    return parser
+
+
+def run_command(parser, argv):
+    """Parse argv and run the command; returns the exit code, printing user errors as one line."""
+    args = parser.parse_args(argv)
+    try:
+        return int(args._main(args) or 0)
+    except FactorNetError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv=None):
+    sys.exit(run_command(build_parser(), argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,503 @@
+"""DREAM-style scoring of predicted bins against ChIP-seq peaks: labels, metrics, report.
+
+Labels (ENCODE-DREAM): a bin is *bound* when more than half of it, ``> (end - start) / 2``
+bp, lies inside the conservative peaks; otherwise *ambiguous* when it overlaps (>= 1 bp)
+a relaxed peak, and ambiguous bins are left out of every metric; otherwise *unbound*.
+A bin exactly half covered is not bound.
+
+Predictions are bedGraph-like files (chrom, start, end, score; extra columns ignored),
+gzipped or plain, e.g. what ``factornet predict`` writes on the DREAM ladder (200 bp bins
+at 50 bp steps). Prediction chromosomes without any peak are all unbound.
+
+The report folder holds ``metrics.json``, ``metrics.tsv`` (the printed table),
+``pr_curve.png`` and ``roc_curve.png``; it is written into a temporary folder beside the
+target and renamed into place last, so a half-written report never looks complete.
+"""
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import math
+import os
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from factornet_jax import metrics
+from factornet_jax.bed import read_bed
+from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
+from factornet_jax.intervals import IntervalSet
+from factornet_jax.progress import Progress
+
+REPORT_FORMAT = "factornet-jax/evaluation"
+REPORT_VERSION = 1
+
+BOUND, UNBOUND, AMBIGUOUS = 1, 0, -1
+
+# per chromosome: one row per predicted bin
+SCORED_BIN_DTYPE = np.dtype([("start", "i8"), ("end", "i8"), ("score", "f8")])
+
+_SKIP_PREFIXES = ("track", "browser", "#")
+_GZIP_MAGIC = b"\x1f\x8b"
+_BLOCK_LINES = 1 << 18
+_MAX_CURVE_POINTS = 4000
+TABLE_COLUMNS = ("prediction", "chroms", "auROC", "auPRC", "recall_at_50fdr", "recall_at_10fdr",
+                 "n_bound", "n_unbound", "n_ambiguous")
+
+
+# ------------------------------------------------------------------------ predictions
+
+def _open_text(path):
+    """Text handle of a plain or gzipped file (gzip detected by its magic bytes)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(2)
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found; check the path") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, expected a prediction file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read file ({exc.strerror})") from None
+    if magic == _GZIP_MAGIC:
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, "rt", encoding="utf-8")
+
+
+def _is_data_line(line):
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith(_SKIP_PREFIXES)
+
+
+def _line_problem(line):
+    """Why one bedGraph data line is malformed, or None if it parses."""
+    fields = line.split("\t") if "\t" in line else line.split()
+    fields = [f.strip() for f in fields]
+    if len(fields) < 4:
+        return f"expected 4 columns (chrom start end score), found {len(fields)}"
+    for column, text in ((2, fields[1]), (3, fields[2])):
+        try:
+            int(text)
+        except ValueError:
+            return f"column {column} is not an integer coordinate: '{text}'"
+    try:
+        score = float(fields[3])
+    except ValueError:
+        return f"column 4 (score) is not a number: '{fields[3]}'"
+    if math.isnan(score):
+        return "column 4 (score) is NaN"
+    start, end = int(fields[1]), int(fields[2])
+    if start < 0:
+        return f"negative start coordinate: {start}"
+    if end <= start:
+        return f"end {end} is not after start {start}"
+    if len(fields[0]) > 64:
+        return "chromosome name longer than 64 characters"
+    return None
+
+
+def _parse_block(path, raw_lines, first_line, wanted):
+    """Parse one block of raw lines -> (chroms (n,) U64, (n,) SCORED_BIN_DTYPE rows).
+
+    `first_line` is the 1-based file line number of raw_lines[0]; `wanted` a set of
+    chromosomes to keep (None: all). On any problem, the first bad line is named.
+    """
+    data = [line for line in raw_lines if _is_data_line(line)]
+    if wanted is not None:
+        data = [line for line in data if line.split(None, 1)[0] in wanted]
+    if not data:
+        return np.zeros(0, "U64"), np.zeros(0, SCORED_BIN_DTYPE)
+    dtype = np.dtype([("chrom", "U64"), ("start", "i8"), ("end", "i8"), ("score", "f8")])
+    try:
+        table = np.loadtxt(data, dtype=dtype, usecols=(0, 1, 2, 3), comments=None, ndmin=1)
+        bad = ((table["start"] < 0) | (table["end"] <= table["start"]) | np.isnan(table["score"])
+               | (np.char.str_len(table["chrom"]) >= 64))
+    except ValueError:
+        bad = None
+    if bad is None or bad.any():
+        for offset, line in enumerate(raw_lines):
+            if not _is_data_line(line):
+                continue
+            if wanted is not None and line.split(None, 1)[0] not in wanted:
+                continue
+            problem = _line_problem(line)
+            if problem:
+                raise InputFileError(path, problem, first_line + offset)
+        raise InputFileError(path, "could not parse this block of lines as bedGraph", first_line)
+    rows = np.empty(len(table), SCORED_BIN_DTYPE)
+    rows["start"], rows["end"], rows["score"] = table["start"], table["end"], table["score"]
+    return table["chrom"], rows
+
+
+def read_predictions(path, chroms=None):
+    """Read a bedGraph-like prediction file (chrom start end score ...), gzipped or plain.
+
+    Parameters
+    ----------
+    path : str or Path
+    chroms : iterable of str, optional
+        Keep only these chromosomes (lines on others are skipped unparsed).
+
+    Returns
+    -------
+    dict chrom -> (n_bins,) SCORED_BIN_DTYPE, chromosomes in order of first appearance,
+    bins in file order.
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file, truncated gzip, malformed line (named ``file:line``),
+        or no bins at all.
+    """
+    wanted = None if chroms is None else set(chroms)
+    parts = {}
+    line_no = 1
+    try:
+        with _open_text(path) as handle, Progress(f"reading {Path(path).name}", unit="lines") as bar:
+            while True:
+                raw_lines = list(itertools.islice(handle, _BLOCK_LINES))
+                if not raw_lines:
+                    break
+                names, rows = _parse_block(path, raw_lines, line_no, wanted)
+                line_no += len(raw_lines)
+                bar.update(len(raw_lines))
+                if not len(rows):
+                    continue
+                # files are grouped by chromosome: split the block into runs of one chromosome
+                cuts = np.flatnonzero(names[1:] != names[:-1]) + 1
+                for run_names, run_rows in zip(np.split(names, cuts), np.split(rows, cuts)):
+                    parts.setdefault(str(run_names[0]), []).append(run_rows)
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        raise InputFileError(path, "truncated or corrupt gzip file; write or download it again",
+                             line_no) from None
+    except UnicodeDecodeError:
+        raise InputFileError(path, "not a text file (undecodable bytes)", line_no) from None
+    if not parts:
+        what = f"on {', '.join(sorted(wanted))}" if wanted is not None else "at all"
+        raise InputFileError(path, f"no predicted bins {what}; expected bedGraph lines "
+                                   "'chrom start end score'")
+    return {chrom: np.concatenate(chunks) for chrom, chunks in parts.items()}
+
+
+# ------------------------------------------------------------------------ labels
+
+def label_bins(conservative, relaxed, chrom, starts, ends):
+    """DREAM labels of the bins [starts, ends) of one chromosome.
+
+    Parameters
+    ----------
+    conservative : IntervalSet, peaks that make a bin bound
+    relaxed : IntervalSet or None, peaks that make a not-bound bin ambiguous
+    chrom : str
+    starts, ends : (n,) int
+
+    Returns
+    -------
+    (n,) int8: BOUND (1) when covered_bp * 2 > bin width, else AMBIGUOUS (-1) when the
+    bin overlaps a relaxed peak by >= 1 bp, else UNBOUND (0).
+    """
+    starts = np.asarray(starts, np.int64)
+    ends = np.asarray(ends, np.int64)
+    bound = 2 * conservative.covered_bp(chrom, starts, ends) > (ends - starts)
+    labels = np.where(bound, BOUND, UNBOUND).astype(np.int8)
+    if relaxed is not None:
+        labels[~bound & relaxed.overlaps(chrom, starts, ends)] = AMBIGUOUS
+    return labels
+
+
+# ------------------------------------------------------------------------ scoring
+
+@dataclass(frozen=True)
+class PredictionScores:
+    """Labelled bins of one prediction file, chromosome by chromosome.
+
+    labels, scores: dict chrom -> (n_bins,) int8 / float64
+    """
+    name: str
+    path: str
+    labels: dict
+    scores: dict
+
+    @property
+    def chroms(self):
+        return tuple(self.labels)
+
+    def pooled(self, chroms=None):
+        """(labels (n,) bool bound, scores (n,) float64) of the non-ambiguous bins."""
+        chroms = self.chroms if chroms is None else chroms
+        labels = np.concatenate([self.labels[c] for c in chroms])
+        scores = np.concatenate([self.scores[c] for c in chroms])
+        keep = labels != AMBIGUOUS
+        return labels[keep] == BOUND, scores[keep]
+
+    def summary(self, chroms=None):
+        """metrics.summarize of the bins on `chroms` (default all), plus n_ambiguous."""
+        chroms = self.chroms if chroms is None else tuple(chroms)
+        result = metrics.summarize(*self.pooled(chroms))
+        result["n_ambiguous"] = int(sum(int((self.labels[c] == AMBIGUOUS).sum()) for c in chroms))
+        return result
+
+
+def _chrom_hint(chrom, known):
+    other = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+    return f" (it has '{other}': use one chromosome naming)" if other in known else ""
+
+
+def _read_peaks(path):
+    records = read_bed(path)
+    return records, IntervalSet.from_records(records)
+
+
+def _display_names(paths):
+    """Labels for the prediction files: file names, or the paths where names repeat."""
+    names = [Path(p).name for p in paths]
+    return [str(p) if names.count(n) > 1 else n for p, n in zip(paths, names)]
+
+
+def score_predictions(prediction_paths, peaks_path, relaxed_path=None, chroms=None):
+    """Read and label every prediction file.
+
+    Parameters
+    ----------
+    prediction_paths : list of str or Path
+    peaks_path : conservative peaks (narrowPeak/BED, gz or not)
+    relaxed_path : relaxed peaks or None (no ambiguous bins then)
+    chroms : list of str or None (all chromosomes of each prediction file)
+
+    Returns
+    -------
+    list of PredictionScores, in the order of `prediction_paths`.
+
+    Raises
+    ------
+    FactorNetError
+        Unreadable or malformed inputs; a `chroms` entry without bins in a prediction
+        file; prediction chromosomes named differently from the peaks (chr1 vs 1).
+    """
+    if chroms is not None:
+        chroms = list(dict.fromkeys(chroms))
+    for path in [peaks_path, relaxed_path, *prediction_paths]:
+        if path is not None and not Path(path).is_file():
+            raise InputFileError(path, "file not found; check the path")
+    peak_records, conservative = _read_peaks(peaks_path)
+    relaxed = _read_peaks(relaxed_path)[1] if relaxed_path is not None else None
+    peak_chroms = set(peak_records["chrom"].tolist())
+    if relaxed is not None:
+        peak_chroms |= set(relaxed.chroms)
+    results = []
+    for path, name in zip(prediction_paths, _display_names(prediction_paths)):
+        bins = read_predictions(path, chroms)
+        if chroms is not None:
+            missing = [c for c in chroms if c not in bins]
+            if missing:
+                raise ConfigError(
+                    f"--chroms {missing[0]}: no predicted bins on it in {path} "
+                    f"(it has {', '.join(list(bins)[:6])}{', ...' if len(bins) > 6 else ''})"
+                    f"{_chrom_hint(missing[0], bins)}; choose chromosomes the predictions cover")
+        for chrom in bins:
+            if chrom not in peak_chroms and _chrom_hint(chrom, peak_chroms):
+                other = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+                raise InputFileError(
+                    path, f"chromosome '{chrom}' is named '{other}' in the peaks {peaks_path}; "
+                          "use one chromosome naming (chr1 or 1) for predictions and peaks")
+        order = chroms if chroms is not None else list(bins)
+        labels = {c: label_bins(conservative, relaxed, c, bins[c]["start"], bins[c]["end"])
+                  for c in order}
+        scores = {c: bins[c]["score"] for c in order}
+        results.append(PredictionScores(name=name, path=str(path), labels=labels, scores=scores))
+    return results
+
+
+def build_report(scored, peaks_path, relaxed_path=None, chroms=None):
+    """The metrics.json content: per prediction file, all its chromosomes and each one.
+
+    NaN metrics (a class absent) are kept as NaN here and written as JSON null.
+    """
+    predictions = []
+    for item in scored:
+        per_chrom = {c: item.summary([c]) for c in item.chroms} if len(item.chroms) > 1 else {}
+        predictions.append({
+            "name": item.name,
+            "path": str(Path(item.path).resolve()),
+            "chroms": list(item.chroms),
+            "all": item.summary(),
+            "per_chrom": per_chrom,
+        })
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "peaks": str(Path(peaks_path).resolve()),
+        "relaxed": str(Path(relaxed_path).resolve()) if relaxed_path is not None else None,
+        "chroms": list(chroms) if chroms is not None else None,
+        "labelling": "bound: more than half of the bin inside a conservative peak; ambiguous "
+                     "(excluded): not bound and overlapping a relaxed peak; else unbound",
+        "predictions": predictions,
+        "plots": ["pr_curve.png", "roc_curve.png"],
+    }
+
+
+# ------------------------------------------------------------------------ table
+
+def _fmt(value):
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def table_rows(report):
+    """Rows (tuples of str, TABLE_COLUMNS order): each file's pooled set, then each chromosome."""
+    rows = []
+    for pred in report["predictions"]:
+        sets = [("all" if report["chroms"] is None else ",".join(pred["chroms"]), pred["all"])]
+        sets += list(pred["per_chrom"].items())
+        for label, result in sets:
+            rows.append((pred["name"], label) + tuple(_fmt(result[k]) for k in TABLE_COLUMNS[2:]))
+    return rows
+
+
+def format_table(report):
+    """The report as an aligned text table (with notes about undefined metrics below)."""
+    rows = [TABLE_COLUMNS] + table_rows(report)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+    for pred in report["predictions"]:
+        for label, result in [("all", pred["all"]), *pred["per_chrom"].items()]:
+            if result["note"]:
+                lines.append(f"note: {pred['name']} {label}: {result['note']}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ plots
+
+def thin_curve(x, y, max_points=_MAX_CURVE_POINTS):
+    """Indices of at most ~max_points curve points, evenly spaced along the path length.
+
+    x, y : (k,) float in [0, 1]. Always keeps the first and last point.
+    """
+    if x.size <= max_points:
+        return np.arange(x.size)
+    path = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(x)) + np.abs(np.diff(y)))])
+    step = path[-1] / max_points if path[-1] > 0 else 1.0
+    keep = np.flatnonzero(np.diff(np.floor(path / step), prepend=-1) != 0)
+    return np.unique(np.concatenate([keep, [x.size - 1]]))
+
+
+def draw_curves(scored, report, folder):
+    """Write pr_curve.png and roc_curve.png: one curve per prediction file (pooled bins)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig_pr, ax_pr = plt.subplots(figsize=(6, 5), dpi=100)
+    fig_roc, ax_roc = plt.subplots(figsize=(6, 5), dpi=100)
+    for item, pred in zip(scored, report["predictions"]):
+        labels, scores = item.pooled()
+        summary = pred["all"]
+        if summary["n_bound"] == 0:
+            ax_pr.plot([], [], label=f"{item.name} (no bound bins)")
+            ax_roc.plot([], [], label=f"{item.name} (no bound bins)")
+            continue
+        precision, recall, _ = metrics.pr_curve(labels, scores)
+        recall = np.concatenate([[0.0], recall])
+        precision = np.concatenate([[precision[0]], precision])
+        keep = thin_curve(recall, precision)
+        ax_pr.plot(recall[keep], precision[keep], drawstyle="steps-pre",
+                   label=f"{item.name} (auPRC {_fmt(summary['auPRC'])})")
+        fpr, tpr, _ = metrics.roc_curve(labels, scores)
+        if summary["n_unbound"]:
+            keep = thin_curve(fpr, tpr)
+            ax_roc.plot(fpr[keep], tpr[keep], label=f"{item.name} (auROC {_fmt(summary['auROC'])})")
+        else:
+            ax_roc.plot([], [], label=f"{item.name} (no unbound bins)")
+    ax_roc.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    for ax, title, xlabel, ylabel in (
+            (ax_pr, "Precision-recall", "recall", "precision"),
+            (ax_roc, "ROC", "false positive rate", "true positive rate")):
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right" if ax is ax_roc else "upper right", fontsize=8)
+    for fig, name in ((fig_pr, "pr_curve.png"), (fig_roc, "roc_curve.png")):
+        fig.tight_layout()
+        fig.savefig(Path(folder) / name)
+        plt.close(fig)
+
+
+# ------------------------------------------------------------------------ report folder
+
+def _json_ready(value):
+    """NaN -> None (JSON null), recursively."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def check_report_dir(report_dir, overwrite):
+    """Refuse an existing report folder unless overwrite (-oc)."""
+    report_dir = Path(report_dir)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise FactorNetError(f"{report_dir}: exists and is not a folder; choose another -o")
+    if report_dir.exists() and not overwrite:
+        raise FactorNetError(f"{report_dir}: report folder already exists; use -oc to overwrite "
+                             "it or choose another -o")
+
+
+def write_report_dir(report_dir, overwrite, write_contents):
+    """Create `report_dir` atomically: `write_contents(tmp_folder)` fills a temporary folder
+    beside it, which is renamed into place only after it returns."""
+    report_dir = Path(report_dir)
+    check_report_dir(report_dir, overwrite)
+    report_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.partial-", dir=report_dir.parent))
+    try:
+        write_contents(tmp)
+        if report_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.old-", dir=report_dir.parent))
+            os.replace(report_dir, old / "report")
+            os.replace(tmp, report_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, report_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report_dir
+
+
+def evaluate(prediction_paths, peaks_path, report_dir, relaxed_path=None, chroms=None,
+             overwrite=False, plots=True):
+    """Score prediction files against peaks and write the report folder.
+
+    Returns
+    -------
+    report : dict, the metrics.json content (NaN where undefined)
+    """
+    check_report_dir(report_dir, overwrite)  # fail before the long part
+    scored = score_predictions(prediction_paths, peaks_path, relaxed_path, chroms)
+    report = build_report(scored, peaks_path, relaxed_path, chroms)
+    if not plots:
+        report["plots"] = []
+
+    def write_contents(folder):
+        text = json.dumps(_json_ready(report), indent=2, allow_nan=False)
+        (folder / "metrics.json").write_text(text + "\n")
+        rows = [TABLE_COLUMNS] + table_rows(report)
+        (folder / "metrics.tsv").write_text("".join("\t".join(r) + "\n" for r in rows))
+        if plots:
+            draw_curves(scored, report, folder)
+
+    write_report_dir(report_dir, overwrite, write_contents)
+    return report

@@ -1,0 +1,396 @@
+"""The FactorNet model: config, Flax (linen) tower shared by both strands, loss, motif injection.
+
+Tower (one copy, applied to the forward window and to its reverse complement)::
+
+    concat(onehot (N, L, 4), signal (N, L, S))
+    -> Conv1D(kernels, kernel_width, VALID, relu) -> Dropout(0.1)
+    -> Dense(kernels, relu) per position
+    -> MaxPool(pool_size, stride pool_size) -> BiLSTM(recurrent each way) -> Dropout(dropout)
+    -> Flatten -> Dense(dense, relu)
+    [-> concat(meta, gencode) -> Dropout(0.1) -> Dense(dense, relu)]
+    -> Dropout(dropout) -> Dense(num_tasks)  (logits)
+
+``recurrent == 0`` drops the BiLSTM (pool -> dropout -> flatten); ``recurrent < 0`` replaces
+pool + BiLSTM + flatten with a global max over positions.
+
+Why flax.linen: the model is a pure function of a params pytree (``model.apply``), which
+jits and shards over a ("data",) mesh with no extra state, and the params tree is a plain
+nested dict that :mod:`factornet_jax.modeldir` saves as ``.npz``. Both strands run as one
+batch of 2N windows, so the tower is traced and executed once per step.
+
+Dropout in ``train=True`` mode draws from the ``"dropout"`` RNG collection:
+``model.apply({"params": p}, ..., train=True, rngs={"dropout": key})``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+from factornet_jax.errors import ConfigError
+
+GENCODE_SIZE = 6  # CpG island, CDS, intron, promoter, 5' UTR, 3' UTR overlap flags
+LSTM_CELLS = ("standard", "keras1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one FactorNet model (saved as config.json["model"])."""
+
+    seq_len: int                    # window length L in bp (FactorNet -L; released models: 1002)
+    track_names: tuple = ()         # signal track names, in input channel order (bigwig.txt)
+    num_tasks: int = 1              # output units T: one per TF
+    num_meta: int = 0               # cell-type meta features concatenated after the first dense (0: none)
+    use_gencode: bool = False       # 6 GENCODE bin flags concatenated after the meta features
+    kernels: int = 32               # number of convolution kernels (FactorNet -k)
+    kernel_width: int = 26          # convolution kernel width in bp (FactorNet -w)
+    pool_size: int | None = None    # max-pool width and stride; None -> kernel_width // 2
+    recurrent: int = 32             # BiLSTM units each way (-r); 0: no BiLSTM; <0: global max-pool
+    dense: int = 128                # units of the dense layer(s) (FactorNet -d)
+    dropout: float = 0.5            # dropout after the BiLSTM and before the output (-p)
+    lstm_cell: str = "standard"     # "standard" (sigmoid gates) or "keras1" (hard_sigmoid, Keras 1.1)
+
+    def __post_init__(self):
+        object.__setattr__(self, "track_names", tuple(str(t) for t in self.track_names))
+        if self.pool_size is None:
+            object.__setattr__(self, "pool_size", max(1, self.kernel_width // 2))
+        for name in ("seq_len", "num_tasks", "kernels", "kernel_width", "pool_size", "dense"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"model {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.num_meta, (int, np.integer)) or self.num_meta < 0:
+            raise ConfigError(f"model num_meta must be >= 0, got {self.num_meta!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"model dropout must be in [0, 1), got {self.dropout!r}")
+        if self.lstm_cell not in LSTM_CELLS:
+            raise ConfigError(f"model lstm_cell must be one of {LSTM_CELLS}, got {self.lstm_cell!r}")
+        if self.conv_len < 1:
+            raise ConfigError(f"model kernel_width {self.kernel_width} is longer than seq_len {self.seq_len}")
+        if self.recurrent >= 0 and self.pooled_len < 1:
+            raise ConfigError(f"model pool_size {self.pool_size} is longer than the convolution output "
+                              f"({self.conv_len} positions); lower -w or raise -L")
+        strand_swap_permutation(self.track_names)  # raises on an unpaired _fwd/_rev track
+
+    @property
+    def num_tracks(self) -> int:
+        """Number of signal tracks S."""
+        return len(self.track_names)
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels per position: 4 (ACGT) + S."""
+        return 4 + self.num_tracks
+
+    @property
+    def num_extra(self) -> int:
+        """Features concatenated after the first dense layer: meta + 6 GENCODE flags."""
+        return int(self.num_meta) + (GENCODE_SIZE if self.use_gencode else 0)
+
+    @property
+    def conv_len(self) -> int:
+        """Positions after the VALID convolution."""
+        return self.seq_len - self.kernel_width + 1
+
+    @property
+    def pooled_len(self) -> int:
+        """Positions after max-pooling (VALID, stride = pool_size)."""
+        return self.conv_len // self.pool_size
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["track_names"] = list(self.track_names)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown model config field(s): {', '.join(unknown)}")
+        if "seq_len" not in data:
+            raise ConfigError("model config lacks seq_len")
+        return cls(**data)
+
+
+def strand_swap_permutation(track_names) -> np.ndarray:
+    """Channel order of the reverse-strand signal: `X_fwd` and `X_rev` tracks trade places.
+
+    Returns
+    -------
+    perm : (S,) int64, reverse-strand signal = signal[..., ::-1 in time, perm]
+    """
+    names = list(track_names)
+    index = {name: i for i, name in enumerate(names)}
+    perm = np.arange(len(names), dtype=np.int64)
+    for i, name in enumerate(names):
+        for suffix, other in (("_fwd", "_rev"), ("_rev", "_fwd")):
+            if name.endswith(suffix):
+                mate = name[: -len(suffix)] + other
+                if mate not in index:
+                    raise ConfigError(f"track {name!r} has no {mate!r} partner; stranded tracks come "
+                                      f"in _fwd/_rev pairs (rename it if it is not stranded)")
+                perm[i] = index[mate]
+    return perm
+
+
+# ---------------------------------------------------------------------------------------------
+# Flax modules
+# ---------------------------------------------------------------------------------------------
+
+def hard_sigmoid(x):
+    """Keras 1 / Theano hard sigmoid: clip(0.2 x + 0.5, 0, 1)."""
+    return jnp.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def _lstm_weight_init(kind):
+    """Per-gate initialisers, gates concatenated [i, f, c, o] along the last axis (Keras 1 style)."""
+    def init(key, shape, dtype=jnp.float32):
+        units = shape[-1] // 4
+        if kind == "bias":  # forget gate bias 1 ("forget_bias_init": "one")
+            return jnp.concatenate([jnp.zeros(units), jnp.ones(units), jnp.zeros(2 * units)]).astype(dtype)
+        gate_init = nn.initializers.glorot_uniform() if kind == "input" else nn.initializers.orthogonal()
+        keys = jax.random.split(key, 4)
+        return jnp.concatenate([gate_init(k, shape[:-1] + (units,), dtype) for k in keys], axis=-1)
+    return init
+
+
+def bilstm_scan(x, w_in, w_rec, bias, cell="standard"):
+    """Bidirectional LSTM over time, both directions in one lax.scan.
+
+    Parameters
+    ----------
+    x : (B, T, F) float32
+    w_in : (2, F, 4H) input weights, [forward, backward], gates [i, f, c, o]
+    w_rec : (2, H, 4H) recurrent weights
+    bias : (2, 4H)
+    cell : "standard" (sigmoid gates) or "keras1" (hard_sigmoid gates)
+
+    Returns
+    -------
+    (B, T, 2H) float32: [forward_t, backward_t]; the backward direction reads the reversed
+    sequence and its outputs are reversed back (Keras Bidirectional, merge_mode="concat").
+    """
+    gate = hard_sigmoid if cell == "keras1" else jax.nn.sigmoid
+    hidden = w_rec.shape[1]
+    batch = x.shape[0]
+    xs = jnp.stack([x, x[:, ::-1]], axis=0)                       # (2, B, T, F)
+    # input projection of every step in one matmul, outside the scan
+    proj = jnp.einsum("dbtf,dfg->tdbg", xs, w_in) + bias[None, :, None, :]   # (T, 2, B, 4H)
+
+    def step(carry, z_in):
+        h, c = carry                                                # (2, B, H) each
+        z = z_in + jnp.einsum("dbh,dhg->dbg", h, w_rec)
+        i = gate(z[..., :hidden])
+        f = gate(z[..., hidden:2 * hidden])
+        g = jnp.tanh(z[..., 2 * hidden:3 * hidden])
+        o = gate(z[..., 3 * hidden:])
+        c = f * c + i * g
+        h = o * jnp.tanh(c)
+        return (h, c), h
+
+    zeros = jnp.zeros((2, batch, hidden), x.dtype)
+    _, hs = jax.lax.scan(step, (zeros, zeros), proj)               # (T, 2, B, H)
+    forward = jnp.transpose(hs[:, 0], (1, 0, 2))
+    backward = jnp.transpose(hs[::-1, 1], (1, 0, 2))
+    return jnp.concatenate([forward, backward], axis=-1)
+
+
+class BiLSTM(nn.Module):
+    """Bidirectional LSTM returning sequences; params {forward,backward}_{W,U,b}, gates [i, f, c, o]."""
+    units: int
+    cell: str = "standard"
+
+    @nn.compact
+    def __call__(self, x):
+        features = x.shape[-1]
+        ws, us, bs = [], [], []
+        for direction in ("forward", "backward"):
+            ws.append(self.param(f"{direction}_W", _lstm_weight_init("input"), (features, 4 * self.units)))
+            us.append(self.param(f"{direction}_U", _lstm_weight_init("recurrent"), (self.units, 4 * self.units)))
+            bs.append(self.param(f"{direction}_b", _lstm_weight_init("bias"), (4 * self.units,)))
+        return bilstm_scan(x, jnp.stack(ws), jnp.stack(us), jnp.stack(bs), self.cell)
+
+
+class FactorNet(nn.Module):
+    """FactorNet: strand logits (N, 2, T) from onehot (N, L, 4) and signal (N, L, S).
+
+    ``__call__(onehot, signal, meta=None, gencode=None, train=False)``: onehot (N, L, 4)
+    uint8/float, signal (N, L, S) float32, meta (N, num_meta), gencode (N, 6). Column 0 of
+    the strand axis is the forward window, column 1 its reverse complement.
+    """
+    cfg: ModelConfig
+
+    def tower(self, x, extra, train):
+        """Shared tower: (B, L, 4 + S) inputs [+ (B, E) extra features] -> (B, T) logits."""
+        cfg = self.cfg
+        x = nn.Conv(cfg.kernels, (cfg.kernel_width,), padding="VALID", name="conv")(x)
+        x = nn.relu(x)
+        x = nn.Dropout(0.1, deterministic=not train)(x)
+        x = nn.relu(nn.Dense(cfg.kernels, name="position_dense")(x))
+        if cfg.recurrent < 0:
+            x = jnp.max(x, axis=1)
+        else:
+            x = nn.max_pool(x, (cfg.pool_size,), strides=(cfg.pool_size,), padding="VALID")
+            if cfg.recurrent > 0:
+                x = BiLSTM(cfg.recurrent, cfg.lstm_cell, name="bilstm")(x)
+            x = x.reshape(x.shape[0], -1)          # row-major (position, channel), as Keras Flatten
+        x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
+        x = nn.relu(nn.Dense(cfg.dense, name="dense")(x))
+        if extra is not None:
+            x = jnp.concatenate([x, extra], axis=-1)
+            x = nn.Dropout(0.1, deterministic=not train)(x)
+            x = nn.relu(nn.Dense(cfg.dense, name="meta_dense")(x))
+        x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
+        return nn.Dense(cfg.num_tasks, name="output")(x)
+
+    @nn.compact
+    def __call__(self, onehot, signal, meta=None, gencode=None, train=False):
+        cfg = self.cfg
+        n = onehot.shape[0]
+        onehot = jnp.asarray(onehot).astype(jnp.float32)
+        signal = jnp.asarray(signal, jnp.float32).reshape(n, onehot.shape[1], cfg.num_tracks)
+        perm = strand_swap_permutation(cfg.track_names)
+        forward = jnp.concatenate([onehot, signal], axis=-1)
+        reverse = jnp.concatenate([onehot[:, ::-1, ::-1], signal[:, ::-1][..., perm]], axis=-1)
+        x = jnp.concatenate([forward, reverse], axis=0)                    # (2N, L, 4 + S)
+        extra = _extra_features(cfg, n, meta, gencode)
+        if extra is not None:
+            extra = jnp.concatenate([extra, extra], axis=0)                 # same for both strands
+        logits = self.tower(x, extra, train)                                # (2N, T)
+        return jnp.transpose(logits.reshape(2, n, cfg.num_tasks), (1, 0, 2))
+
+
+def _extra_features(cfg, n, meta, gencode):
+    """(N, num_meta + 6?) float32 features after the first dense layer, or None."""
+    parts = []
+    if cfg.num_meta:
+        if meta is None:
+            raise ValueError(f"model needs meta features (N, {cfg.num_meta}); got None")
+        parts.append(jnp.asarray(meta, jnp.float32).reshape(n, cfg.num_meta))
+    if cfg.use_gencode:
+        if gencode is None:
+            raise ValueError(f"model needs GENCODE features (N, {GENCODE_SIZE}); got None")
+        parts.append(jnp.asarray(gencode, jnp.float32).reshape(n, GENCODE_SIZE))
+    return jnp.concatenate(parts, axis=-1) if parts else None
+
+
+def make_model(cfg: ModelConfig):
+    """The linen module for `cfg` (same as ``FactorNet(cfg)``)."""
+    return FactorNet(cfg)
+
+
+def dummy_inputs(cfg: ModelConfig, batch_size: int = 1) -> dict:
+    """Zero inputs of the right shapes, keyword arguments for ``model.apply``/``init``."""
+    return dict(
+        onehot=np.zeros((batch_size, cfg.seq_len, 4), np.float32),
+        signal=np.zeros((batch_size, cfg.seq_len, cfg.num_tracks), np.float32),
+        meta=np.zeros((batch_size, cfg.num_meta), np.float32) if cfg.num_meta else None,
+        gencode=np.zeros((batch_size, GENCODE_SIZE), np.float32) if cfg.use_gencode else None,
+    )
+
+
+def init_params(cfg: ModelConfig, rng) -> dict:
+    """Fresh parameters (nested dict of arrays) for `cfg`; `rng` is a jax PRNG key or an int seed."""
+    if isinstance(rng, (int, np.integer)):
+        rng = jax.random.PRNGKey(int(rng))
+    variables = jax.jit(lambda key: make_model(cfg).init(key, **dummy_inputs(cfg)))(rng)
+    return dict(variables["params"])
+
+
+def param_count(params) -> int:
+    """Total number of scalars in a params pytree."""
+    return int(sum(np.prod(np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs and loss
+# ---------------------------------------------------------------------------------------------
+
+def probabilities(strand_logits):
+    """Binding probability: mean over strands of sigmoid. (N, 2, T) logits -> (N, T)."""
+    return jax.nn.sigmoid(strand_logits).mean(axis=1)
+
+
+def loss_from_strand_logits(strand_logits, labels, weights=None):
+    """Binary cross-entropy of the strand-averaged probability, computed in log space.
+
+    log p = logsumexp(log_sigmoid(a), log_sigmoid(b)) - log 2, and log(1 - p) likewise with
+    log_sigmoid(-x), so saturated logits give finite losses.
+
+    Parameters
+    ----------
+    strand_logits : (N, 2, T) float32
+    labels : (N, T) 0/1
+    weights : None or array broadcastable to (N, T); the loss is sum(w * bce) / sum(w)
+        (0/1 weights mask padded rows or unknown labels)
+
+    Returns
+    -------
+    scalar float32: mean over batch and tasks
+    """
+    labels = jnp.asarray(labels, jnp.float32)
+    log_p = jax.nn.logsumexp(jax.nn.log_sigmoid(strand_logits), axis=1) - math.log(2.0)
+    log_q = jax.nn.logsumexp(jax.nn.log_sigmoid(-strand_logits), axis=1) - math.log(2.0)
+    bce = -(labels * log_p + (1.0 - labels) * log_q)
+    if weights is None:
+        return bce.mean()
+    weights = jnp.broadcast_to(jnp.asarray(weights, jnp.float32), bce.shape)
+    return (weights * bce).sum() / jnp.maximum(weights.sum(), 1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Motif injection (FactorNet -mo)
+# ---------------------------------------------------------------------------------------------
+
+def motif_kernel(pwm, kernel_width: int) -> np.ndarray:
+    """A (kernel_width, 4) cross-correlation kernel from a letter-probability matrix.
+
+    The kernel is ``pwm - 0.25`` (zero on a uniform background, positive on the consensus),
+    centred in the kernel; a motif longer than the kernel is cropped to its most informative
+    `kernel_width` positions.
+
+    Parameters
+    ----------
+    pwm : (w, 4) A,C,G,T probabilities (rows sum to 1)
+    """
+    pwm = np.asarray(pwm, np.float64)
+    if pwm.ndim != 2 or pwm.shape[1] != 4 or pwm.shape[0] < 1:
+        raise ConfigError(f"motif must be a (width, 4) probability matrix, got shape {pwm.shape}")
+    if pwm.shape[0] > kernel_width:
+        p = np.clip(pwm, 1e-6, 1.0)
+        information = 2.0 + (p * np.log2(p)).sum(axis=1)                # bits per position
+        window_bits = np.convolve(information, np.ones(kernel_width), mode="valid")
+        start = int(np.argmax(window_bits))
+        pwm = pwm[start:start + kernel_width]
+    kernel = np.zeros((kernel_width, 4), np.float32)
+    offset = (kernel_width - pwm.shape[0]) // 2
+    kernel[offset:offset + pwm.shape[0]] = pwm - 0.25
+    return kernel
+
+
+def inject_motif(params: dict, pwm) -> dict:
+    """Copy of `params` with the motif in conv kernel 0 and its reverse complement in kernel 1.
+
+    Signal channels of both kernels are set to zero; biases are unchanged.
+
+    Parameters
+    ----------
+    params : model params; params["conv"]["kernel"] has shape (kernel_width, 4 + S, kernels)
+    pwm : (w, 4) letter-probability matrix
+    """
+    kernel = np.array(params["conv"]["kernel"], dtype=np.float32)
+    width, _, n_kernels = kernel.shape
+    if n_kernels < 2:
+        raise ConfigError("motif injection needs at least 2 kernels (-k)")
+    motif = motif_kernel(pwm, width)
+    kernel[:, :, 0] = 0.0
+    kernel[:, :, 1] = 0.0
+    kernel[:, :4, 0] = motif
+    kernel[:, :4, 1] = motif[::-1, ::-1]
+    out = dict(params)                       # new top-level container; other leaves shared
+    out["conv"] = dict(params["conv"], kernel=kernel)
+    return out

@@ -1,0 +1,336 @@
+"""The model directory: config.json, parameters as .npz, FactorNet's txt files, load_model.
+
+Layout (docs/ARCHITECTURE.md "Model directory")::
+
+    config.json    {"format": "factornet-jax/model", "version": 1, "model": {...}, "tfs": [...],
+                    "track_names": [...], "meta_names": [...], "features": [...], "train": ...,
+                    "stores": [...], "source": "trained" | "keras"}
+    best.npz       parameters, flattened '/'-joined keys (read with allow_pickle=False)
+    final.npz
+    history.json
+    chip.txt feature.txt bigwig.txt meta.txt    one name per line, as FactorNet wrote them
+
+Nothing in a model directory is ever executed or unpickled.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from factornet_jax.errors import FactorNetError, InputFileError
+
+FORMAT = "factornet-jax/model"
+VERSION = 1
+CONFIG_NAME = "config.json"
+PARAM_FILES = {"best": "best.npz", "final": "final.npz"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writes
+# ---------------------------------------------------------------------------------------------
+
+def _atomic_write(path, write):
+    """Call write(file) on a temporary file in path's directory, fsync, then rename onto path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def write_text_atomic(path, text: str):
+    """Write a text file atomically (UTF-8)."""
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------------------------
+
+def flatten_params(params, prefix="") -> dict:
+    """Nested dict of arrays -> {"conv/kernel": ndarray, ...}."""
+    flat = {}
+    for key in params:
+        name = f"{prefix}{key}"
+        if "/" in str(key):
+            raise ValueError(f"parameter name {name!r} contains '/'")
+        value = params[key]
+        if hasattr(value, "keys"):
+            flat.update(flatten_params(value, f"{name}/"))
+        else:
+            flat[name] = np.asarray(value)
+    return flat
+
+
+def unflatten_params(flat: dict) -> dict:
+    """{"conv/kernel": ndarray, ...} -> nested dict."""
+    params: dict = {}
+    for name, value in flat.items():
+        node = params
+        *parents, leaf = name.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return params
+
+
+def save_params(path, params):
+    """Save a params pytree as .npz (flattened '/'-joined keys), atomically."""
+    flat = flatten_params(params)
+    _atomic_write(path, lambda f: np.savez(f, **flat))
+
+
+def load_params(path) -> dict:
+    """Load a params pytree saved by `save_params` (numpy arrays; never unpickles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "parameter file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            flat = {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise InputFileError(path, f"corrupt or unreadable parameter file ({err}); "
+                                   f"re-save or re-import the model") from None
+    if not flat:
+        raise InputFileError(path, "parameter file holds no arrays")
+    return unflatten_params(flat)
+
+
+# ---------------------------------------------------------------------------------------------
+# config.json and FactorNet's txt files
+# ---------------------------------------------------------------------------------------------
+
+def make_config(model_config, tfs, track_names, meta_names=(), features=("bigwig",), train=None,
+                stores=(), source="trained") -> dict:
+    """The config.json dict for a model dir (`model_config` is a ModelConfig)."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model_config.to_dict(),
+        "tfs": list(tfs),
+        "track_names": list(track_names),
+        "meta_names": list(meta_names),
+        "features": list(features),
+        "train": train,
+        "stores": [dict(s) for s in stores],
+        "source": source,
+    }
+
+
+def write_config(model_dir, cfg_dict: dict):
+    """Write config.json (atomically); "format" and "version" are filled in when absent."""
+    data = {"format": FORMAT, "version": VERSION}
+    data.update(cfg_dict)
+    write_text_atomic(Path(model_dir) / CONFIG_NAME, json.dumps(data, indent=2) + "\n")
+
+
+def write_factornet_files(model_dir, tfs, track_names, meta_names=(), features=("bigwig",)):
+    """Write chip.txt (TFs), feature.txt, bigwig.txt (track names), meta.txt (if any meta names)."""
+    model_dir = Path(model_dir)
+    files = {"chip.txt": tfs, "feature.txt": features, "bigwig.txt": track_names}
+    if meta_names:
+        files["meta.txt"] = meta_names
+    for name, lines in files.items():
+        write_text_atomic(model_dir / name, "".join(f"{line}\n" for line in lines))
+
+
+def write_history(model_dir, history):
+    """Write history.json (list of per-epoch records, or a dict of per-epoch lists)."""
+    write_text_atomic(Path(model_dir) / "history.json", json.dumps(history, indent=1) + "\n")
+
+
+def read_config(model_dir) -> dict:
+    """Parse and check config.json of a model dir."""
+    model_dir = Path(model_dir)
+    path = model_dir / CONFIG_NAME
+    if not model_dir.is_dir():
+        raise FactorNetError(f"{model_dir}: model directory not found")
+    if not path.is_file():
+        raise FactorNetError(f"{model_dir}: not a model directory (no {CONFIG_NAME}); give a directory "
+                             f"written by `factornet train run` or `factornet import-keras`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputFileError(path, f"not valid JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputFileError(path, f"not a factornet-jax model config (format should be {FORMAT!r})")
+    if data.get("version") != VERSION:
+        raise InputFileError(path, f"model format version {data.get('version')!r} is not supported "
+                                   f"(this program reads version {VERSION})")
+    for key in ("model", "tfs", "track_names"):
+        if key not in data:
+            raise InputFileError(path, f"missing key {key!r}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading for prediction
+# ---------------------------------------------------------------------------------------------
+
+class LoadedModel:
+    """A model dir loaded for prediction.
+
+    Attributes: config (config.json dict), model_config (ModelConfig), params, tfs,
+    track_names, meta_names, features, model_dir, params_path.
+    """
+
+    def __init__(self, model_dir, config, model_config, params, params_path):
+        self.model_dir = Path(model_dir)
+        self.config = config
+        self.model_config = model_config
+        self.params = params
+        self.params_path = Path(params_path)
+        self.tfs = list(config["tfs"])
+        self.track_names = list(config["track_names"])
+        self.meta_names = list(config.get("meta_names") or [])
+        self.features = list(config.get("features") or ["bigwig"])
+        self._predict_fn = None
+
+    def _compiled(self):
+        if self._predict_fn is None:
+            import jax
+            from factornet_jax.model import make_model, probabilities
+            module = make_model(self.model_config)
+
+            def predict_batch(params, onehot, signal, meta, gencode):
+                logits = module.apply({"params": params}, onehot, signal, meta, gencode, train=False)
+                return probabilities(logits)
+
+            self._predict_fn = jax.jit(predict_batch)
+        return self._predict_fn
+
+    def _check(self, name, array, shape):
+        if array.ndim != len(shape) or any(want is not None and got != want
+                                           for got, want in zip(array.shape, shape)):
+            want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+            raise FactorNetError(f"{name} has shape {array.shape}, model {self.model_dir} expects {want}")
+
+    def predict(self, onehot, signal, meta=None, gencode=None, batch_size=256) -> np.ndarray:
+        """Binding probabilities, mean of both strands.
+
+        Parameters
+        ----------
+        onehot : (N, L, 4) uint8 or float
+        signal : (N, L, S) float32, tracks in `track_names` order
+        meta : (N, M) float32 or None (required when the model has meta features)
+        gencode : (N, 6) float32/uint8 or None (required for GENCODE models)
+        batch_size : windows per compiled call; the last batch is zero-padded so each
+            distinct batch_size compiles once
+
+        Returns
+        -------
+        (N, T) float32, columns in `tfs` order
+        """
+        cfg = self.model_config
+        onehot = np.asarray(onehot)
+        n = onehot.shape[0] if onehot.ndim else 0
+        self._check("onehot", onehot, (None, cfg.seq_len, 4))
+        signal = np.asarray(signal, np.float32)
+        self._check("signal", signal, (n, cfg.seq_len, cfg.num_tracks))
+        if cfg.num_meta:
+            if meta is None:
+                raise FactorNetError(f"model {self.model_dir} needs {cfg.num_meta} meta features "
+                                     f"({', '.join(self.meta_names)})")
+            meta = np.asarray(meta, np.float32)
+            self._check("meta", meta, (n, cfg.num_meta))
+        else:
+            meta = None
+        if cfg.use_gencode:
+            if gencode is None:
+                raise FactorNetError(f"model {self.model_dir} needs the 6 GENCODE features")
+            gencode = np.asarray(gencode, np.float32)
+            self._check("gencode", gencode, (n, 6))
+        else:
+            gencode = None
+        if onehot.dtype != np.uint8:
+            onehot = onehot.astype(np.float32)
+        batch_size = max(1, int(batch_size))
+        fn = self._compiled()
+        out = np.empty((n, cfg.num_tasks), np.float32)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            parts = [onehot, signal, meta, gencode]
+            batch = [None if a is None else _pad_rows(a[start:stop], batch_size) for a in parts]
+            probs = fn(self.params, *batch)
+            out[start:stop] = np.asarray(probs)[: stop - start]
+        return out
+
+
+def _pad_rows(array, rows):
+    """Zero-pad axis 0 of `array` to `rows`."""
+    if array.shape[0] == rows:
+        return array
+    pad = np.zeros((rows - array.shape[0],) + array.shape[1:], array.dtype)
+    return np.concatenate([array, pad], axis=0)
+
+
+def load_model(model_dir, which="best") -> LoadedModel:
+    """Load a model dir for prediction; `which` "best" falls back to final.npz when absent."""
+    import jax
+    from factornet_jax.model import ModelConfig, dummy_inputs, make_model
+
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    if which not in PARAM_FILES:
+        raise FactorNetError(f"unknown checkpoint {which!r}; choose one of {', '.join(PARAM_FILES)}")
+    path = model_dir / PARAM_FILES[which]
+    if not path.is_file() and which == "best":
+        path = model_dir / PARAM_FILES["final"]
+    if not path.is_file():
+        raise FactorNetError(f"{model_dir}: no parameters ({PARAM_FILES[which]} or final.npz); "
+                             f"was training interrupted before the first checkpoint?")
+    try:
+        model_config = ModelConfig.from_dict(config["model"])
+    except (FactorNetError, TypeError) as err:
+        raise InputFileError(model_dir / CONFIG_NAME, f"bad \"model\" section: {err}") from None
+    params = load_params(path)
+    expected = jax.eval_shape(lambda: make_model(model_config).init(jax.random.PRNGKey(0),
+                                                                    **dummy_inputs(model_config)))["params"]
+    _check_param_shapes(path, flatten_params_shapes(expected), params)
+    params = jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a, jax.numpy.float32), params)
+    return LoadedModel(model_dir, config, model_config, params, path)
+
+
+def flatten_params_shapes(tree, prefix="") -> dict:
+    """{"conv/kernel": shape, ...} of a (possibly abstract) params tree."""
+    out = {}
+    for key in tree:
+        value = tree[key]
+        if hasattr(value, "keys"):
+            out.update(flatten_params_shapes(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = tuple(value.shape)
+    return out
+
+
+def _check_param_shapes(path, expected: dict, params: dict):
+    got = {name: tuple(a.shape) for name, a in flatten_params(params).items()}
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    if missing or extra:
+        raise InputFileError(path, f"parameters do not match config.json (missing: {missing or '-'}, "
+                                   f"unexpected: {extra or '-'})")
+    for name, shape in expected.items():
+        if got[name] != shape:
+            raise InputFileError(path, f"parameter {name} has shape {got[name]}, config.json implies {shape}")

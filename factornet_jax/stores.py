@@ -1,0 +1,493 @@
+"""Store schema and the `preprocess build` stage: FASTA / bigWig / peaks -> Zarr v3 stores.
+
+Layout (docs/ARCHITECTURE.md): a genome store with per-chromosome uint8 base codes and interval
+sets (blacklist, GENCODE annotations); a cell store with per-chromosome float32 signal
+(length, n_tracks) and per-TF peaks. Every chunk is written, with a crc32c checksum.
+
+Crash safety: a build writes into `<store>.partial/`, marks each finished array with the
+attribute `complete`, and renames the folder into place last. Re-running a killed build
+keeps the finished arrays of a partial store whose recorded inputs still match, rewrites the
+rest, and finishes; a lock file stops two builds of one store at once.
+"""
+import fcntl
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from factornet_jax.errors import FactorNetError, InputFileError, StoreError
+from factornet_jax.fasta import file_digest, read_codes, read_fai
+
+GENOME_FORMAT = "factornet-jax/genome"
+CELL_FORMAT = "factornet-jax/cell"
+FORMAT_VERSION = 1
+ATTR = "factornet"
+GENCODE_FEATURES = ("cpg", "cds", "intron", "promoter", "utr5", "utr3")
+# File-name tokens that identify each annotation BED in an --annotations folder.
+ANNOTATION_TOKENS = {"cpg": ("cpg", "cpgisland", "cpgislands"), "cds": ("cds",),
+                     "intron": ("intron", "introns"), "promoter": ("promoter", "promoters"),
+                     "utr5": ("utr5", "5utr"), "utr3": ("utr3", "3utr")}
+
+# Measured (docs/BENCHMARKS.md, "chunk size"): random 1 kb windows decode fastest per window
+# around 8-16 kb chunks; sequence codes compress to ~0.23 bytes/base with zstd+bitshuffle.
+DEFAULT_CHUNK_BASES = 16384
+WRITE_BLOCK_BASES = 1 << 22  # bases read, encoded and written per step (bounded memory)
+
+
+@dataclass(frozen=True)
+class Codecs:
+    """Compression of the two big array kinds (a measured choice, see BENCHMARKS.md)."""
+    sequence_cname: str = "zstd"
+    sequence_clevel: int = 5
+    sequence_shuffle: str = "bitshuffle"
+    signal_cname: str = "lz4"
+    signal_clevel: int = 5
+    signal_shuffle: str = "bitshuffle"
+
+
+def _codec_list(cname, clevel, shuffle, typesize):
+    from zarr.codecs import BloscCodec, Crc32cCodec
+    return [BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=typesize),
+            Crc32cCodec()]
+
+
+# ---------------------------------------------------------------- sources and fingerprints
+
+def source_record(path):
+    """What identifies an input file: absolute path, size, mtime and content digest."""
+    stat = os.stat(path)
+    return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "digest": file_digest(path)}
+
+
+def source_changed(recorded, path):
+    """True when `path` no longer holds the bytes `recorded` describes (cheap when untouched)."""
+    if not os.path.isfile(path):
+        return True
+    stat = os.stat(path)
+    if stat.st_size != recorded["size"]:
+        return True
+    if stat.st_mtime_ns == recorded["mtime_ns"]:
+        return False
+    return file_digest(path) != recorded["digest"]
+
+
+def _changed_inputs(recorded_sources, current_paths):
+    """Names of inputs whose files differ from those a store was built from."""
+    changed = []
+    if set(recorded_sources) != set(current_paths):
+        changed += sorted(set(recorded_sources) ^ set(current_paths))
+    for role, path in current_paths.items():
+        if role in recorded_sources and (
+                os.path.abspath(path) != recorded_sources[role]["path"]
+                or source_changed(recorded_sources[role], path)):
+            changed.append(f"{role} ({path})")
+    return changed
+
+
+# ---------------------------------------------------------------- atomic, resumable builds
+
+class StoreLock:
+    """An exclusive lock on `<store>.lock`; a second build of the same store refuses to run."""
+
+    def __init__(self, store_path):
+        self.path = str(store_path) + ".lock"
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise StoreError(f"{self.path}: another build of this store is running; wait for it "
+                             "to finish (or remove the lock file if no build is running)") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def read_store_attrs(path):
+    """The `factornet` attributes of a store folder, or None when it is not a zarr group."""
+    meta = os.path.join(str(path), "zarr.json")
+    if not os.path.isfile(meta):
+        return None
+    import json
+    with open(meta) as handle:
+        try:
+            return json.load(handle).get("attributes", {}).get(ATTR)
+        except ValueError:
+            return None
+
+
+def _open_partial(partial, attrs):
+    """Open (or start) a partial store; drop it if it was started from other inputs."""
+    import zarr
+    existing = read_store_attrs(partial)
+    if existing is not None and existing.get("build_key") != attrs["build_key"]:
+        shutil.rmtree(partial)
+        existing = None
+    group = zarr.open_group(partial, mode="a", zarr_format=3)
+    if existing is None:
+        group.attrs[ATTR] = {**attrs, "complete": False}
+    return group
+
+
+def _array_done(group, name):
+    try:
+        return bool(group[name].attrs.get("complete", False))
+    except KeyError:
+        return False
+
+
+def _create_array(group, name, shape, chunks, dtype, codecs):
+    return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
+                              compressors=codecs, fill_value=0, overwrite=True,
+                              config={"write_empty_chunks": True})
+
+
+def _write_small(group, name, values):
+    """A small int64/float array in one chunk (intervals, peaks)."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+    values = np.ascontiguousarray(values)
+    shape = values.shape
+    chunks = tuple(max(1, s) for s in shape)
+    arr = group.create_array(name, shape=shape, chunks=chunks, dtype=values.dtype,
+                             compressors=[ZstdCodec(level=3), Crc32cCodec()], fill_value=0,
+                             overwrite=True, config={"write_empty_chunks": True})
+    if values.size:
+        arr[...] = values
+    arr.attrs["complete"] = True
+
+
+def _finish(partial, final, group, force):
+    attrs = dict(group.attrs[ATTR])
+    attrs["complete"] = True
+    attrs["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    group.attrs[ATTR] = attrs
+    old = None
+    if os.path.exists(final):
+        if not force:
+            raise StoreError(f"{final} exists; pass --force to replace it")
+        old = final + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+    os.rename(partial, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- interval sets in stores
+
+def intervals_to_array(records, chrom_index):
+    """PEAK_DTYPE records -> (N, 4) int64 [chrom index, start, end, summit]."""
+    out = np.empty((len(records), 4), dtype=np.int64)
+    out[:, 0] = [chrom_index[c] for c in records["chrom"]] if len(records) else []
+    out[:, 1] = records["start"]
+    out[:, 2] = records["end"]
+    out[:, 3] = records["summit"]
+    return out
+
+
+def find_annotation_files(folder):
+    """Map GENCODE feature name -> BED path in `folder`, recognised by file-name tokens."""
+    import re
+    if not os.path.isdir(folder):
+        raise InputFileError(folder, "annotations folder not found")
+    found = {}
+    for entry in sorted(os.listdir(folder)):
+        if not re.search(r"\.bed(\.gz)?$", entry):
+            continue
+        tokens = set(re.split(r"[._\-]", entry.lower()))
+        for feature, names in ANNOTATION_TOKENS.items():
+            if tokens & set(names):
+                if feature in found:
+                    raise InputFileError(folder, f"two files match {feature}: "
+                                         f"{os.path.basename(found[feature])} and {entry}")
+                found[feature] = os.path.join(folder, entry)
+    missing = [f for f in GENCODE_FEATURES if f not in found]
+    if missing:
+        raise InputFileError(folder, f"no BED file for {', '.join(missing)}; expected names "
+                             "containing cpg, cds, intron, promoter, utr5, utr3")
+    return {f: found[f] for f in GENCODE_FEATURES}
+
+
+# ---------------------------------------------------------------- genome store
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What a build did, for the one-line summary."""
+    path: str
+    built: bool
+    bases: int
+    bytes_on_disk: int
+    seconds: float
+
+
+def store_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
+def select_chroms(fai_records, chroms, fasta_path):
+    """Chromosomes to build, in FASTA order, restricted by --chroms."""
+    names = [r.name for r in fai_records]
+    if not chroms:
+        return [r for r in fai_records if r.length > 0]
+    unknown = [c for c in chroms if c not in names]
+    if unknown:
+        hint = _naming_hint(unknown[0], names)
+        raise FactorNetError(f"--chroms: {', '.join(unknown)} not in {fasta_path}{hint}")
+    wanted = set(chroms)
+    return [r for r in fai_records if r.name in wanted]
+
+
+def _naming_hint(name, names):
+    alt = name[3:] if name.startswith("chr") else "chr" + name
+    return f" (it has {alt!r}: use {alt!r}-style names)" if alt in names else ""
+
+
+def build_genome_store(fasta, out_path, chroms=None, chunk_bases=DEFAULT_CHUNK_BASES,
+                       codecs=Codecs(), force=False, progress=None):
+    """Encode a FASTA into `out_path` (sequence codes per chromosome). Returns BuildSummary."""
+    t0 = time.perf_counter()
+    fai = select_chroms(read_fai(fasta), chroms, fasta)
+    current = {"fasta": fasta}
+    build_key = {"chroms": [r.name for r in fai], "sizes": [r.length for r in fai],
+                 "chunk_bases": chunk_bases, "codecs": codecs.__dict__}
+    attrs = read_store_attrs(out_path)
+    if attrs and attrs.get("complete") and not force:
+        changed = _changed_inputs(attrs["sources"], current)
+        if attrs.get("build_key") != build_key:
+            changed.append("chromosome set or chunking")
+        if changed:
+            raise StoreError(f"{out_path} was built from other inputs ({'; '.join(changed)} "
+                             "changed); pass --force to rebuild it")
+        return BuildSummary(out_path, False, sum(r.length for r in fai), store_bytes(out_path),
+                            time.perf_counter() - t0)
+    partial = str(out_path) + ".partial"
+    with StoreLock(out_path):
+        sources = {"fasta": source_record(fasta)}
+        group = _open_partial(partial, {
+            "format": GENOME_FORMAT, "version": FORMAT_VERSION, "chroms": build_key["chroms"],
+            "sizes": build_key["sizes"], "fingerprint": sources["fasta"]["digest"],
+            "sources": sources, "build_key": build_key, "chunk_bases": chunk_bases})
+        seq_codecs = _codec_list(codecs.sequence_cname, codecs.sequence_clevel,
+                                 codecs.sequence_shuffle, 1)
+        with open(fasta, "rb") as handle:
+            for record in fai:
+                name = f"sequence/{record.name}"
+                if _array_done(group, name):
+                    continue
+                arr = _create_array(group, name, (record.length,), (chunk_bases,), "uint8", seq_codecs)
+                for start in range(0, record.length, WRITE_BLOCK_BASES):
+                    end = min(start + WRITE_BLOCK_BASES, record.length)
+                    arr[start:end] = read_codes(fasta, record, start, end, handle)
+                    if progress:
+                        progress(record.name, end - start)
+                arr.attrs["complete"] = True
+        if not _array_done(group, "intervals/blacklist"):
+            _write_small(group, "intervals/blacklist", np.zeros((0, 4), np.int64))
+        _finish(partial, out_path, group, force)
+    return BuildSummary(out_path, True, sum(r.length for r in fai), store_bytes(out_path),
+                        time.perf_counter() - t0)
+
+
+def set_genome_intervals(genome_path, blacklist=None, annotations_dir=None):
+    """Store (or replace) the blacklist and GENCODE annotation intervals of a built genome store.
+
+    They are small, so they are rewritten in place under the store's lock rather than forcing a
+    sequence rebuild; each array is marked complete only once written.
+    """
+    import zarr
+
+    from factornet_jax.bed import read_bed
+    attrs = read_store_attrs(genome_path)
+    chroms, sizes = attrs["chroms"], attrs["sizes"]
+    chrom_sizes = dict(zip(chroms, sizes))
+    index = {c: i for i, c in enumerate(chroms)}
+    wanted = {}
+    if blacklist:
+        wanted["blacklist"] = blacklist
+    if annotations_dir:
+        wanted.update(find_annotation_files(annotations_dir))
+    recorded = attrs.get("interval_sources", {})
+    todo = {k: p for k, p in wanted.items()
+            if k not in recorded or source_changed(recorded[k], p)
+            or recorded[k]["path"] != os.path.abspath(p)}
+    if not todo:
+        return False
+    with StoreLock(genome_path):
+        group = zarr.open_group(genome_path, mode="a", zarr_format=3)
+        for key, path in todo.items():
+            records = read_bed(path, chrom_sizes=None)
+            keep = np.isin(records["chrom"], chroms)
+            records = records[keep]
+            _check_in_bounds(records, chrom_sizes, path)
+            _write_small(group, f"intervals/{key}", intervals_to_array(records, index))
+            recorded[key] = source_record(path)
+        attrs = dict(group.attrs[ATTR])
+        attrs["interval_sources"] = recorded
+        attrs["annotations"] = [f for f in GENCODE_FEATURES if f in recorded]
+        group.attrs[ATTR] = attrs
+    return True
+
+
+def _check_in_bounds(records, chrom_sizes, path):
+    sizes = np.array([chrom_sizes[c] for c in records["chrom"]], dtype=np.int64)
+    past = np.flatnonzero(records["end"] > sizes)
+    if past.size:
+        r = records[past[0]]
+        raise InputFileError(path, f"interval {r['chrom']}:{r['start']}-{r['end']} runs past the "
+                             f"chromosome end ({chrom_sizes[r['chrom']]}); is this file for "
+                             "another genome build?")
+
+
+# ---------------------------------------------------------------- cell store
+
+def _bigwig_chroms(track, chrom_names, listed_in):
+    import pyBigWig
+    try:
+        handle = pyBigWig.open(track.path)
+    except RuntimeError:
+        handle = None
+    if handle is None or not handle.isBigWig():
+        raise InputFileError(listed_in, f"{track.path} is not a readable bigWig file")
+    bw_chroms = handle.chroms()
+    missing = [c for c in chrom_names if c not in bw_chroms]
+    if missing:
+        hint = _naming_hint(missing[0], list(bw_chroms))
+        raise InputFileError(track.path, f"has no chromosome {missing[0]!r}{hint}; restrict the "
+                             "build with --chroms or use a bigWig for this genome")
+    return handle
+
+
+def _read_peaks(entry, kind, path, chrom_sizes, chip_txt):
+    from factornet_jax.bed import read_bed
+    records = read_bed(path, chrom_sizes=chrom_sizes)
+    if len(records) == 0:
+        raise InputFileError(path, f"{kind} peak file of {entry.tf} is empty; "
+                             f"remove the TF from {chip_txt} or give a file with peaks")
+    return records
+
+
+def cell_build_key(cell, genome_attrs, chrom_names, chunk_bases, codecs):
+    return {"genome": genome_attrs["fingerprint"], "chroms": chrom_names,
+            "tracks": [t.name for t in cell.tracks], "tfs": [c.tf for c in cell.chip],
+            "meta": [list(cell.meta_names), list(cell.meta_values)],
+            "chunk_bases": chunk_bases, "codecs": codecs.__dict__}
+
+
+def cell_source_paths(cell):
+    paths = {f"bigwig {t.name}": t.path for t in cell.tracks}
+    for entry in cell.chip:
+        paths[f"peaks {entry.tf} conservative"] = entry.conservative
+        if entry.relaxed:
+            paths[f"peaks {entry.tf} relaxed"] = entry.relaxed
+    return paths
+
+
+def build_cell_store(cell, genome_path, out_path, chroms=None, chunk_bases=DEFAULT_CHUNK_BASES,
+                     codecs=Codecs(), force=False, progress=None):
+    """Write one cell line's signal tracks, peaks and meta into `out_path`. Returns BuildSummary."""
+    t0 = time.perf_counter()
+    genome_attrs = read_store_attrs(genome_path)
+    if not genome_attrs or not genome_attrs.get("complete"):
+        raise StoreError(f"{genome_path}: genome store missing or incomplete; build it first")
+    all_sizes = dict(zip(genome_attrs["chroms"], genome_attrs["sizes"]))
+    if chroms:
+        missing = [c for c in chroms if c not in all_sizes]
+        if missing:
+            raise StoreError(f"--chroms {', '.join(missing)} not in the genome store {genome_path}; "
+                             "rebuild it with those chromosomes (--force)")
+    chrom_names = [c for c in genome_attrs["chroms"] if not chroms or c in chroms]
+    chrom_sizes = {c: all_sizes[c] for c in chrom_names}
+    build_key = cell_build_key(cell, genome_attrs, chrom_names, chunk_bases, codecs)
+    current = cell_source_paths(cell)
+    attrs = read_store_attrs(out_path)
+    if attrs and attrs.get("complete") and not force:
+        changed = _changed_inputs(attrs["sources"], current)
+        if attrs.get("build_key") != build_key:
+            changed.append("cell folder lists, chromosome set or genome")
+        if changed:
+            raise StoreError(f"{out_path} was built from other inputs ({'; '.join(changed)} "
+                             "changed); pass --force to rebuild it")
+        return BuildSummary(out_path, False, sum(chrom_sizes.values()), store_bytes(out_path),
+                            time.perf_counter() - t0)
+
+    bigwig_txt = os.path.join(cell.folder, "bigwig.txt")
+    chip_txt = os.path.join(cell.folder, "chip.txt")
+    handles = [_bigwig_chroms(t, chrom_names, bigwig_txt) for t in cell.tracks]
+    peaks = {}
+    for entry in cell.chip:  # parse (and validate) all peaks before writing anything big
+        peaks[(entry.tf, "conservative")] = _read_peaks(entry, "conservative", entry.conservative,
+                                                        chrom_sizes, chip_txt)
+        if entry.relaxed:
+            peaks[(entry.tf, "relaxed")] = _read_peaks(entry, "relaxed", entry.relaxed,
+                                                       chrom_sizes, chip_txt)
+    partial = str(out_path) + ".partial"
+    with StoreLock(out_path):
+        sources = {role: source_record(path) for role, path in current.items()}
+        genome_rel = os.path.relpath(os.path.abspath(genome_path),
+                                     os.path.dirname(os.path.abspath(out_path)))
+        group = _open_partial(partial, {
+            "format": CELL_FORMAT, "version": FORMAT_VERSION, "name": cell.name,
+            "track_names": [t.name for t in cell.tracks], "tfs": [c.tf for c in cell.chip],
+            "relaxed_tfs": [c.tf for c in cell.chip if c.relaxed],
+            "meta_names": list(cell.meta_names), "meta_values": list(cell.meta_values),
+            "chroms": chrom_names, "sizes": [chrom_sizes[c] for c in chrom_names],
+            "genome": {"path": genome_rel, "abspath": os.path.abspath(genome_path),
+                       "fingerprint": genome_attrs["fingerprint"]},
+            "sources": sources, "build_key": build_key, "chunk_bases": chunk_bases})
+        index = {c: i for i, c in enumerate(chrom_names)}
+        for (tf, kind), records in peaks.items():
+            name = f"peaks/{tf}/{kind}"
+            if not _array_done(group, name):
+                _write_small(group, name, intervals_to_array(records, index))
+        n_tracks = len(cell.tracks)
+        sig_codecs = _codec_list(codecs.signal_cname, codecs.signal_clevel, codecs.signal_shuffle, 4)
+        has_values = np.zeros(n_tracks, dtype=bool)
+        for chrom in chrom_names:
+            name = f"signal/{chrom}"
+            if _array_done(group, name):
+                has_values |= np.asarray(group[name].attrs.get("has_values", [True] * n_tracks))
+                continue
+            size = chrom_sizes[chrom]
+            arr = _create_array(group, name, (size, n_tracks), (chunk_bases, n_tracks), "float32",
+                                sig_codecs)
+            chrom_has = np.zeros(n_tracks, dtype=bool)
+            block = np.empty((min(WRITE_BLOCK_BASES, size), n_tracks), dtype=np.float32)
+            for start in range(0, size, WRITE_BLOCK_BASES):
+                end = min(start + WRITE_BLOCK_BASES, size)
+                out = block[: end - start]
+                for k, handle in enumerate(handles):
+                    _read_bigwig_block(handle, chrom, start, end, out[:, k])
+                chrom_has |= (out != 0).any(axis=0)
+                arr[start:end] = out
+                if progress:
+                    progress(chrom, end - start)
+            arr.attrs["has_values"] = chrom_has.tolist()
+            arr.attrs["complete"] = True
+            has_values |= chrom_has
+        empty = [t.name for t, ok in zip(cell.tracks, has_values) if not ok]
+        if empty:
+            raise InputFileError(bigwig_txt, f"track {empty[0]!r} has no values (all NaN or zero) "
+                                 "on the chosen chromosomes; check the bigWig file")
+        _finish(partial, out_path, group, force)
+    for handle in handles:
+        handle.close()
+    return BuildSummary(out_path, True, sum(chrom_sizes.values()), store_bytes(out_path),
+                        time.perf_counter() - t0)
+
+
+def _read_bigwig_block(handle, chrom, start, end, out):
+    """Fill out[:] with the bigWig's values on [start, end); NaN, inf and gaps become 0."""
+    values = handle.values(chrom, start, end, numpy=True)
+    np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    out[:] = values

@@ -1,0 +1,1 @@
+"""`python -m preprocess build ...`: the offline store-building stage."""

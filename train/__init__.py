@@ -1,0 +1,1 @@
+"""`python -m train run ...`: the training stage."""
