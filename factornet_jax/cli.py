@@ -22,7 +22,8 @@ COMMANDS = [
 ]
 
 
-def build_parser(commands=COMMANDS):
+def build_parser(commands=COMMANDS, only=None):
+    """The argument parser; with `only` (command words), only that command's module is imported."""
     parser = argparse.ArgumentParser(prog="factornet", description=__doc__.splitlines()[0])
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups = {}
@@ -35,9 +36,10 @@ def build_parser(commands=COMMANDS):
                 groups[words[0]] = group_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND",
                                                                required=True)
             sub = groups[words[0]].add_parser(words[1], help=help_text, description=help_text)
-        module = importlib.import_module(f"factornet_jax.commands.{module_name}")
-        module.add_arguments(sub)
-        sub.set_defaults(_main=module.main)
+        if only is None or tuple(words) == tuple(only):
+            module = importlib.import_module(f"factornet_jax.commands.{module_name}")
+            module.add_arguments(sub)
+            sub.set_defaults(_main=module.main)
     return parser
 
 
@@ -54,8 +56,17 @@ def run_command(parser, argv):
         return 130
 
 
+def chosen_command(argv, commands=COMMANDS):
+    """The command words that argv starts with, or () when it names none."""
+    for words, _, _ in commands:
+        if tuple(argv[: len(words)]) == tuple(words):
+            return tuple(words)
+    return ()
+
+
 def main(argv=None):
-    sys.exit(run_command(build_parser(), argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    sys.exit(run_command(build_parser(only=chosen_command(argv)), argv))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
-import tempfile
+import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ SCORED_BIN_DTYPE = np.dtype([("start", "i8"), ("end", "i8"), ("score", "f8")])
 _SKIP_PREFIXES = ("track", "browser", "#")
 _GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK_LINES = 1 << 18
+_MAX_CHROM_NAME = 64
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _MAX_CURVE_POINTS = 4000
 TABLE_COLUMNS = ("prediction", "chroms", "auROC", "auPRC", "recall_at_50fdr", "recall_at_10fdr",
                  "n_bound", "n_unbound", "n_ambiguous")
@@ -81,9 +84,7 @@ def _line_problem(line):
     if len(fields) < 4:
         return f"expected 4 columns (chrom start end score), found {len(fields)}"
     for column, text in ((2, fields[1]), (3, fields[2])):
-        try:
-            int(text)
-        except ValueError:
+        if not _INTEGER.fullmatch(text):
             return f"column {column} is not an integer coordinate: '{text}'"
     try:
         score = float(fields[3])
@@ -96,27 +97,32 @@ def _line_problem(line):
         return f"negative start coordinate: {start}"
     if end <= start:
         return f"end {end} is not after start {start}"
-    if len(fields[0]) > 64:
-        return "chromosome name longer than 64 characters"
+    if len(fields[0]) > _MAX_CHROM_NAME:
+        return f"chromosome name longer than {_MAX_CHROM_NAME} characters"
     return None
 
 
-def _parse_block(path, raw_lines, first_line, wanted):
-    """Parse one block of raw lines -> (chroms (n,) U64, (n,) SCORED_BIN_DTYPE rows).
+def _parse_block(path, raw_lines, first_line, wanted, seen):
+    """Parse one block of raw lines -> (chroms (n,) str, (n,) SCORED_BIN_DTYPE rows).
 
     `first_line` is the 1-based file line number of raw_lines[0]; `wanted` a set of
-    chromosomes to keep (None: all). On any problem, the first bad line is named.
+    chromosomes to keep (None: all), and then `seen` (a set) collects every chromosome
+    named in the block. On any problem, the first bad line is named.
     """
     data = [line for line in raw_lines if _is_data_line(line)]
     if wanted is not None:
-        data = [line for line in data if line.split(None, 1)[0] in wanted]
+        firsts = [line.split(None, 1)[0] for line in data]
+        seen.update(firsts)
+        data = [line for line, chrom in zip(data, firsts) if chrom in wanted]
     if not data:
         return np.zeros(0, "U64"), np.zeros(0, SCORED_BIN_DTYPE)
-    dtype = np.dtype([("chrom", "U64"), ("start", "i8"), ("end", "i8"), ("score", "f8")])
+    # one character more than allowed, so an over-long name shows instead of being cut
+    dtype = np.dtype([("chrom", f"U{_MAX_CHROM_NAME + 1}"), ("start", "i8"), ("end", "i8"),
+                      ("score", "f8")])
     try:
         table = np.loadtxt(data, dtype=dtype, usecols=(0, 1, 2, 3), comments=None, ndmin=1)
         bad = ((table["start"] < 0) | (table["end"] <= table["start"]) | np.isnan(table["score"])
-               | (np.char.str_len(table["chrom"]) >= 64))
+               | (np.char.str_len(table["chrom"]) > _MAX_CHROM_NAME))
     except ValueError:
         bad = None
     if bad is None or bad.any():
@@ -153,8 +159,11 @@ def read_predictions(path, chroms=None):
     InputFileError
         Missing or unreadable file, truncated gzip, malformed line (named ``file:line``),
         or no bins at all.
+    ConfigError
+        One of `chroms` (the --chroms flag) has no bin in the file.
     """
     wanted = None if chroms is None else set(chroms)
+    seen = set()
     parts = {}
     line_no = 1
     try:
@@ -163,7 +172,7 @@ def read_predictions(path, chroms=None):
                 raw_lines = list(itertools.islice(handle, _BLOCK_LINES))
                 if not raw_lines:
                     break
-                names, rows = _parse_block(path, raw_lines, line_no, wanted)
+                names, rows = _parse_block(path, raw_lines, line_no, wanted, seen)
                 line_no += len(raw_lines)
                 bar.update(len(raw_lines))
                 if not len(rows):
@@ -177,10 +186,17 @@ def read_predictions(path, chroms=None):
                              line_no) from None
     except UnicodeDecodeError:
         raise InputFileError(path, "not a text file (undecodable bytes)", line_no) from None
-    if not parts:
-        what = f"on {', '.join(sorted(wanted))}" if wanted is not None else "at all"
-        raise InputFileError(path, f"no predicted bins {what}; expected bedGraph lines "
+    if not parts and not seen:
+        raise InputFileError(path, "no predicted bins; expected bedGraph lines "
                                    "'chrom start end score'")
+    if chroms is not None:
+        missing = [c for c in chroms if c not in parts]
+        if missing:
+            have = sorted(seen)
+            raise ConfigError(
+                f"--chroms {missing[0]}: no predicted bins on it in {path} (it has "
+                f"{', '.join(have[:6])}{', ...' if len(have) > 6 else ''})"
+                f"{_chrom_hint(missing[0], seen)}; choose chromosomes the predictions cover")
     return {chrom: np.concatenate(chunks) for chrom, chunks in parts.items()}
 
 
@@ -243,8 +259,13 @@ class PredictionScores:
         return result
 
 
+def _other_naming(chrom):
+    """'chr1' <-> '1'."""
+    return chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+
+
 def _chrom_hint(chrom, known):
-    other = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+    other = _other_naming(chrom)
     return f" (it has '{other}': use one chromosome naming)" if other in known else ""
 
 
@@ -292,23 +313,17 @@ def score_predictions(prediction_paths, peaks_path, relaxed_path=None, chroms=No
     results = []
     for path, name in zip(prediction_paths, _display_names(prediction_paths)):
         bins = read_predictions(path, chroms)
-        if chroms is not None:
-            missing = [c for c in chroms if c not in bins]
-            if missing:
-                raise ConfigError(
-                    f"--chroms {missing[0]}: no predicted bins on it in {path} "
-                    f"(it has {', '.join(list(bins)[:6])}{', ...' if len(bins) > 6 else ''})"
-                    f"{_chrom_hint(missing[0], bins)}; choose chromosomes the predictions cover")
         for chrom in bins:
-            if chrom not in peak_chroms and _chrom_hint(chrom, peak_chroms):
-                other = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+            if chrom not in peak_chroms and _other_naming(chrom) in peak_chroms:
                 raise InputFileError(
-                    path, f"chromosome '{chrom}' is named '{other}' in the peaks {peaks_path}; "
+                    path, f"chromosome '{chrom}' is named '{_other_naming(chrom)}' in the peaks "
+                          f"{peaks_path}; "
                           "use one chromosome naming (chr1 or 1) for predictions and peaks")
         order = chroms if chroms is not None else list(bins)
         labels = {c: label_bins(conservative, relaxed, c, bins[c]["start"], bins[c]["end"])
                   for c in order}
-        scores = {c: bins[c]["score"] for c in order}
+        # copies, so the coordinates of the bins are freed before the next file is read
+        scores = {c: np.ascontiguousarray(bins[c]["score"]) for c in order}
         results.append(PredictionScores(name=name, path=str(path), labels=labels, scores=scores))
     return results
 
@@ -425,7 +440,7 @@ def draw_curves(scored, report, folder):
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right" if ax is ax_roc else "upper right", fontsize=8)
+        ax.legend(loc="lower right" if ax is ax_roc else "best", fontsize=8)
     for fig, name in ((fig_pr, "pr_curve.png"), (fig_roc, "roc_curve.png")):
         fig.tight_layout()
         fig.savefig(Path(folder) / name)
@@ -461,12 +476,15 @@ def write_report_dir(report_dir, overwrite, write_contents):
     report_dir = Path(report_dir)
     check_report_dir(report_dir, overwrite)
     report_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.partial-", dir=report_dir.parent))
+    # mkdir (not mkdtemp, which makes it private 0700) so the folder gets the usual umask
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = report_dir.parent / f".{report_dir.name}.partial-{tag}"
+    tmp.mkdir()
     try:
         write_contents(tmp)
         if report_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.old-", dir=report_dir.parent))
-            os.replace(report_dir, old / "report")
+            old = report_dir.parent / f".{report_dir.name}.old-{tag}"
+            os.replace(report_dir, old)
             os.replace(tmp, report_dir)
             shutil.rmtree(old, ignore_errors=True)
         else:

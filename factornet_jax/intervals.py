@@ -21,7 +21,6 @@ import numpy as np
 from .errors import FactorNetError
 
 _EMPTY = np.zeros(0, np.int64)
-_CHROM_DTYPE = "U64"
 
 
 def merge_intervals(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,6 +45,8 @@ def merge_intervals(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, n
 
 def _inside(starts: np.ndarray, ends: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Whether each point lies in a merged interval."""
+    if not len(starts):
+        return np.zeros(len(points), bool)
     j = np.searchsorted(starts, points, side="right") - 1
     return (j >= 0) & (ends[np.maximum(j, 0)] > points)
 
@@ -62,6 +63,24 @@ def _combine(a, b, keep) -> tuple[np.ndarray, np.ndarray]:
     left, right = bounds[:-1], bounds[1:]
     chosen = keep(_inside(a[0], a[1], left), _inside(b[0], b[1], left))
     return merge_intervals(left[chosen], right[chosen])
+
+
+def _factorize(chroms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unique names, first index of each, code of each element); fast when equal names
+    come in runs (as in sorted or per-chromosome arrays)."""
+    run_starts = np.flatnonzero(np.concatenate([[True], chroms[1:] != chroms[:-1]]))
+    names, first_run, run_codes = np.unique(chroms[run_starts], return_index=True,
+                                            return_inverse=True)
+    run_lengths = np.diff(np.append(run_starts, len(chroms)))
+    return names, run_starts[first_run], np.repeat(run_codes.reshape(-1), run_lengths)
+
+
+def compact_names(chroms: np.ndarray) -> np.ndarray:
+    """Chromosome names as a str_ array no wider than the longest name (U64 -> U5)."""
+    chroms = np.asarray(chroms)
+    if not len(chroms):
+        return chroms.astype("U1")
+    return chroms.astype(f"U{max(1, int(np.char.str_len(chroms).max()))}")
 
 
 def _as_int64(values, n=None) -> np.ndarray:
@@ -107,7 +126,7 @@ class IntervalSet:
         starts = _as_int64(starts)
         ends = _as_int64(ends, len(starts))
         if isinstance(chroms, str):
-            chroms = np.full(len(starts), chroms, _CHROM_DTYPE)
+            chroms = np.full(len(starts), chroms)
         chroms = np.asarray(chroms).reshape(-1)
         if chroms.shape != starts.shape:
             raise ValueError(f"expected {len(starts)} chroms, got shape {chroms.shape}")
@@ -115,7 +134,7 @@ class IntervalSet:
             raise ValueError("interval with start > end")
         if not len(starts):
             return cls.empty()
-        names, first, inverse = np.unique(chroms, return_index=True, return_inverse=True)
+        names, first, inverse = _factorize(chroms)
         data = {}
         order = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[order], np.arange(len(names) + 1))
@@ -250,7 +269,7 @@ class IntervalSet:
         out = np.zeros(len(starts), dtype)
         if not len(starts):
             return out
-        names, inverse = np.unique(chroms, return_inverse=True)
+        names, _, inverse = _factorize(chroms)
         for code, name in enumerate(names):
             rows = np.flatnonzero(inverse == code)
             out[rows] = fn(*self.get(str(name)), starts[rows], ends[rows])
@@ -320,7 +339,7 @@ def sample_outside(
 
     Returns
     -------
-    chroms : (n,) U64 array
+    chroms : (n,) str_ array (width of the longest name)
     starts : (n,) int64
 
     Raises
@@ -352,4 +371,4 @@ def sample_outside(
     draws = rng.integers(0, cum[-1], size=n, dtype=np.int64)
     seg = np.searchsorted(cum, draws, side="right")
     starts = seg_start[seg] + draws - (cum[seg] - seg_len[seg])
-    return np.array(names, _CHROM_DTYPE)[seg_chrom[seg]], starts.astype(np.int64)
+    return np.array(names)[seg_chrom[seg]], starts.astype(np.int64)

@@ -31,13 +31,12 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import FactorNetError
-from .intervals import IntervalSet, covered_bases, merge_intervals, sample_outside
+from .intervals import IntervalSet, compact_names, covered_bases, merge_intervals, sample_outside
 
 BIN_SIZE = 200
 STRIDE = 50
 GENCODE_FEATURES = ("cpg", "cds", "intron", "promoter", "utr5", "utr3")
 
-_CHROM_DTYPE = "U64"
 _NONE = np.zeros(0, np.int64)
 
 
@@ -47,7 +46,8 @@ class BinSet:
 
     Attributes
     ----------
-    chroms : (N,) U64 array
+    chroms : (N,) str_ array (``U<k>``, k the longest name: 1.6 M bins of ``U64`` would
+        take 400 MB, of ``U5`` 32 MB)
     starts : (N,) int64, bin start (the bin is [start, start + bin_size))
     labels : (N, T) uint8, 0/1 per task
     """
@@ -66,7 +66,7 @@ class BinSet:
 
     @classmethod
     def empty(cls, num_tasks: int) -> "BinSet":
-        return cls(np.zeros(0, _CHROM_DTYPE), np.zeros(0, np.int64),
+        return cls(np.zeros(0, "U1"), np.zeros(0, np.int64),
                    np.zeros((0, num_tasks), np.uint8))
 
     @property
@@ -90,7 +90,7 @@ class BinSet:
         if len(tasks) != 1:
             raise ValueError(f"cannot concat BinSets with different task counts {sorted(tasks)}")
         return cls(
-            np.concatenate([p.chroms.astype(_CHROM_DTYPE) for p in parts]),
+            np.concatenate([p.chroms for p in parts]),
             np.concatenate([p.starts for p in parts]),
             np.concatenate([p.labels for p in parts]),
         )
@@ -111,7 +111,7 @@ def exclusion_zone(blacklist: IntervalSet, chrom_sizes: Mapping[str, int], seq_l
     chroms = list(chrom_sizes)
     widened = blacklist.select(chroms).slop(seq_len, chrom_sizes)
     ends = IntervalSet.from_arrays(
-        np.repeat(np.array(chroms, _CHROM_DTYPE), 2),
+        np.repeat(np.array(chroms), 2),
         np.array([[0, max(s - seq_len, 0)] for s in chrom_sizes.values()], np.int64).ravel(),
         np.array([[min(seq_len, s), s] for s in chrom_sizes.values()], np.int64).ravel(),
     )
@@ -128,13 +128,15 @@ def _grid_bins(set_starts, set_ends, size, bin_size, stride, min_cover) -> np.nd
     first = -((-(set_starts - bin_size + 1)) // stride) * stride  # ceil to grid
     first = np.maximum(first, 0)
     last = np.minimum((set_ends - 1) // stride * stride, (size - bin_size) // stride * stride)
+    # Neighbouring intervals share candidates: start each range after the previous one,
+    # so the candidates come out strictly increasing (first and last are non-decreasing).
+    first[1:] = np.maximum(first[1:], last[:-1] + stride)
     counts = np.maximum((last - first) // stride + 1, 0)
     total = int(counts.sum())
     if not total:
         return np.zeros(0, np.int64)
     offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     candidates = np.repeat(first, counts) + offsets * stride
-    candidates = np.unique(candidates)  # neighbouring intervals share candidates
     covered = covered_bases(set_starts, set_ends, candidates, candidates + bin_size)
     return candidates[covered > min_cover]
 
@@ -183,7 +185,7 @@ def multitask_bins(
             hit = rows < len(starts)
             hit[hit] = starts[rows[hit]] == tf_starts[hit]
             labels[rows[hit], t] = 1
-        parts.append(BinSet(np.full(len(starts), chrom, _CHROM_DTYPE), starts, labels))
+        parts.append(BinSet(np.full(len(starts), chrom), starts, labels))
     return BinSet.concat(parts) if parts else BinSet.empty(num_tasks)
 
 
@@ -248,17 +250,17 @@ def singletask_positives(
 
     Returns
     -------
-    chroms : (N,) U64, midpoints : (N,) int64 ((start + end) // 2), widths : (N,) int64,
+    chroms : (N,) str_, midpoints : (N,) int64 ((start + end) // 2), widths : (N,) int64,
     in input order.
     """
-    on = np.isin(peaks["chrom"], np.asarray(list(chroms), _CHROM_DTYPE))
+    on = np.isin(peaks["chrom"], np.asarray(list(chroms)))
     peaks = peaks[on]
     mids = (peaks["start"] + peaks["end"]) // 2
     lo = np.minimum(peaks["start"], mids - bin_size // 2)
     hi = np.maximum(peaks["end"], mids - bin_size // 2 + bin_size)
     keep = ~exclude.overlaps(peaks["chrom"], lo, hi)
     peaks, mids = peaks[keep], mids[keep]
-    return (peaks["chrom"].astype(_CHROM_DTYPE), mids.astype(np.int64),
+    return (compact_names(peaks["chrom"]), mids.astype(np.int64),
             (peaks["end"] - peaks["start"]).astype(np.int64))
 
 

@@ -293,6 +293,12 @@ def dummy_inputs(cfg: ModelConfig, batch_size: int = 1) -> dict:
     )
 
 
+def abstract_params(cfg: ModelConfig) -> dict:
+    """Shapes and dtypes of the params of `cfg` (jax.ShapeDtypeStruct leaves; nothing computed)."""
+    variables = jax.eval_shape(lambda: make_model(cfg).init(jax.random.PRNGKey(0), **dummy_inputs(cfg)))
+    return dict(variables["params"])
+
+
 def init_params(cfg: ModelConfig, rng) -> dict:
     """Fresh parameters (nested dict of arrays) for `cfg`; `rng` is a jax PRNG key or an int seed."""
     if isinstance(rng, (int, np.integer)):
@@ -303,7 +309,7 @@ def init_params(cfg: ModelConfig, rng) -> dict:
 
 def param_count(params) -> int:
     """Total number of scalars in a params pytree."""
-    return int(sum(np.prod(np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
+    return int(sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 
@@ -38,9 +38,10 @@ def _atomic_write(path, write):
     """Call write(file) on a temporary file in path's directory, fsync, then rename onto path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # not mkstemp: that makes 0600 files; open(..., "xb") honours the umask like any output
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -288,7 +289,7 @@ def _pad_rows(array, rows):
 def load_model(model_dir, which="best") -> LoadedModel:
     """Load a model dir for prediction; `which` "best" falls back to final.npz when absent."""
     import jax
-    from factornet_jax.model import ModelConfig, dummy_inputs, make_model
+    from factornet_jax.model import ModelConfig, abstract_params
 
     model_dir = Path(model_dir)
     config = read_config(model_dir)
@@ -305,9 +306,7 @@ def load_model(model_dir, which="best") -> LoadedModel:
     except (FactorNetError, TypeError) as err:
         raise InputFileError(model_dir / CONFIG_NAME, f"bad \"model\" section: {err}") from None
     params = load_params(path)
-    expected = jax.eval_shape(lambda: make_model(model_config).init(jax.random.PRNGKey(0),
-                                                                    **dummy_inputs(model_config)))["params"]
-    _check_param_shapes(path, flatten_params_shapes(expected), params)
+    _check_param_shapes(path, flatten_params_shapes(abstract_params(model_config)), params)
     params = jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a, jax.numpy.float32), params)
     return LoadedModel(model_dir, config, model_config, params, path)
 

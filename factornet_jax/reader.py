@@ -64,6 +64,9 @@ class ChunkedArray:
                              "(checksum mismatch); rebuild the store with --force")
         if self.compressor == "blosc":
             from numcodecs import blosc
+            # Single-threaded contextual decode: no global Blosc lock, so our reader threads
+            # run in parallel (Blosc's own threads only add overhead on 16-128 kB chunks).
+            blosc.use_threads = False
             raw = blosc.decompress(body)
         else:
             from numcodecs import Zstd
@@ -176,10 +179,13 @@ class _BatchReader:
         if missing:
             def load(key):
                 return self.array(key[0]).read_chunk(key[1])
-            if self.threads > 1 and len(missing) > 1:
+            if self.threads > 1 and len(missing) >= 2 * self.threads:
+                # One task per thread (a task per chunk costs more than the decode itself).
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="chunks")
-                decoded = list(self._pool.map(load, missing))
+                groups = np.array_split(np.arange(len(missing)), self.threads)
+                parts = self._pool.map(lambda idx: [load(missing[i]) for i in idx], groups)
+                decoded = [chunk for part in parts for chunk in part]
             else:
                 decoded = [load(key) for key in missing]
             for key, value in zip(missing, decoded):

@@ -32,7 +32,7 @@ ANNOTATION_TOKENS = {"cpg": ("cpg", "cpgisland", "cpgislands"), "cds": ("cds",),
 
 # Measured (docs/BENCHMARKS.md, "chunk size"): random 1 kb windows decode fastest per window
 # around 8-16 kb chunks; sequence codes compress to ~0.23 bytes/base with zstd+bitshuffle.
-DEFAULT_CHUNK_BASES = 16384
+DEFAULT_CHUNK_BASES = 8192
 WRITE_BLOCK_BASES = 1 << 22  # bases read, encoded and written per step (bounded memory)
 
 

@@ -1,0 +1,47 @@
+"""`factornet import-keras`: a released FactorNet Keras 1 model -> factornet-jax model dir.
+
+    factornet import-keras KERAS_MODEL_DIR -o OUT_MODEL_DIR [-oc]
+
+`-oc` alone lets `-o OUT_MODEL_DIR` be overwritten; FactorNet's form `-oc OUT_MODEL_DIR`
+(output folder, overwritten if it exists) works too. Needs h5py (pip install 'factornet-jax[keras]').
+"""
+import sys
+
+from factornet_jax.errors import ConfigError
+
+
+def add_arguments(parser):
+    parser.add_argument("keras_dir", metavar="KERAS_MODEL_DIR",
+                        help="released model folder: model.json, best_model.hdf5/final_model.hdf5, "
+                             "chip.txt, feature.txt, bigwig.txt, meta.txt, history.pkl")
+    parser.add_argument("-o", "--outputdir", metavar="OUT_MODEL_DIR", help="model dir to create")
+    parser.add_argument("-oc", "--outputdirc", nargs="?", const=True, default=None, metavar="OUT_MODEL_DIR",
+                        help="overwrite the model dir if it exists (alone: the -o folder)")
+
+
+def output_dir_from_args(args):
+    """(output folder, overwrite) from -o / -oc."""
+    clobber = args.outputdirc
+    if isinstance(clobber, str):
+        if args.outputdir is not None:
+            raise ConfigError("-o and -oc OUT_MODEL_DIR both name an output folder; give one "
+                              "(-o DIR -oc, or -oc DIR)")
+        return clobber, True
+    if args.outputdir is None:
+        raise ConfigError("no output folder: give -o OUT_MODEL_DIR (add -oc to overwrite it)")
+    return args.outputdir, clobber is True
+
+
+def main(args):
+    from factornet_jax.keras_import import import_keras_model
+    out_dir, overwrite = output_dir_from_args(args)
+    result = import_keras_model(args.keras_dir, out_dir, overwrite=overwrite)
+    for warning in result.warnings:
+        print(f"factornet: warning: {warning}", file=sys.stderr)
+    cfg = result.model_config
+    history = f", history {result.history_epochs} epochs" if result.history_epochs else ""
+    print(f"imported {args.keras_dir} -> {result.out_dir}: L={cfg.seq_len}, tracks "
+          f"{','.join(cfg.track_names) or '-'}, {cfg.kernels} kernels x {cfg.kernel_width} bp, "
+          f"BiLSTM {cfg.recurrent}, dense {cfg.dense}, meta {cfg.num_meta}, "
+          f"gencode {'yes' if cfg.use_gencode else 'no'}; checkpoints {', '.join(result.checkpoints)}{history}")
+    return 0

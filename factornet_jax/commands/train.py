@@ -1,0 +1,72 @@
+"""`factornet train run` (= `python -m train run`): FactorNet's training flags."""
+
+
+def add_arguments(parser):
+    p = parser
+    p.add_argument("-i", "--inputdirs", nargs="+", required=True, metavar="STORE",
+                   help="cell stores (or cell folders built into --stores) to train on")
+    p.add_argument("-vi", "--validinputdirs", nargs="+", default=[], metavar="STORE",
+                   help="cell stores for validation (default: the -i stores)")
+    p.add_argument("-v", "--validchroms", nargs="+", default=["chr11"], help="validation chromosomes")
+    p.add_argument("-t", "--testchroms", nargs="+", default=["chr1", "chr8", "chr21"],
+                   help="test chromosomes (never used in training)")
+    p.add_argument("-e", "--epochs", type=int, default=100, help="maximum epochs (100)")
+    p.add_argument("-ep", "--patience", type=int, default=20, help="early-stopping patience (20)")
+    p.add_argument("-lr", "--learningrate", type=float, default=0.001, help="Adam learning rate")
+    p.add_argument("-n", "--negatives", type=int, default=1, help="negatives per positive (onePeak)")
+    p.add_argument("-L", "--seqlen", type=int, default=1000, help="window length in bp (1000)")
+    p.add_argument("-w", "--motifwidth", type=int, default=26, help="kernel width (26)")
+    p.add_argument("-k", "--kernels", type=int, default=32, help="convolution kernels (32)")
+    p.add_argument("-r", "--recurrent", type=int, default=32,
+                   help="BiLSTM units each way (32); 0 none; < 0 global max-pool")
+    p.add_argument("-d", "--dense", type=int, default=128, help="dense units (128)")
+    p.add_argument("-p", "--dropout", type=float, default=0.5, help="dropout rate (0.5)")
+    p.add_argument("-s", "--seed", type=int, default=420, help="random seed (420)")
+    p.add_argument("-f", "--factor", default=None, help="TF to train a single-task model on")
+    p.add_argument("-m", "--meta", action="store_true", help="use cell-type meta features")
+    p.add_argument("-g", "--gencode", action="store_true", help="use GENCODE bin flags")
+    p.add_argument("-mo", "--motif", action="store_true",
+                   help="start kernels 0/1 from the TF's canonical motif (see --motif-db)")
+    p.add_argument("--motif-db", default=None, metavar="MEME", help="MEME file for -mo")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--outputdir", help="model dir (refused if it holds another run)")
+    out.add_argument("-oc", "--outputdirc", help="model dir, overwritten if it exists")
+    p.add_argument("--batch-size", type=int, default=100, help="global batch size (100)")
+    p.add_argument("--loader-threads", type=int, default=2, help="batch-assembling threads")
+    p.add_argument("--max-steps", type=int, default=0, help="cap steps per epoch (0: full epochs)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="compute precision (bfloat16: mixed precision)")
+    p.add_argument("--stores", default="stores", metavar="DIR",
+                   help="where stores of cell folders given to -i were built")
+    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="multi-host: address of process 0 (jax.distributed)")
+    p.add_argument("--num-processes", type=int, default=None, help="multi-host: process count")
+    p.add_argument("--process-id", type=int, default=None, help="multi-host: this process's id")
+
+
+def config_from_args(args):
+    from factornet_jax.config import TrainConfig
+    return TrainConfig(
+        inputs=tuple(args.inputdirs), output=args.outputdir or args.outputdirc,
+        valid_inputs=tuple(args.validinputdirs), valid_chroms=tuple(args.validchroms),
+        test_chroms=tuple(args.testchroms), epochs=args.epochs, patience=args.patience,
+        learning_rate=args.learningrate, negatives=args.negatives, seq_len=args.seqlen,
+        kernel_width=args.motifwidth, kernels=args.kernels, recurrent=args.recurrent,
+        dense=args.dense, dropout=args.dropout, seed=args.seed, factor=args.factor,
+        meta=args.meta, gencode=args.gencode, motif=args.motif, motif_db=args.motif_db,
+        batch_size=args.batch_size, loader_threads=args.loader_threads,
+        max_steps_per_epoch=args.max_steps, compute_dtype=args.dtype, stores_dir=args.stores)
+
+
+def main(args):
+    config = config_from_args(args)
+    from factornet_jax.distributed import maybe_initialize
+    maybe_initialize(args.coordinator, args.num_processes, args.process_id)
+    from factornet_jax.training import train_and_evaluate
+    result = train_and_evaluate(config, overwrite=bool(args.outputdirc))
+    last = result.history[-1] if result.history else {}
+    print(f"train run: {config.model_type} model in {result.model_dir}; best epoch "
+          f"{result.best_epoch} (valid loss {result.best_valid_loss:.4f}), "
+          f"{len(result.history)} epochs{' (stopped early)' if result.stopped_early else ''}, "
+          f"{last.get('samples_per_second', 0):.0f} samples/s, {result.seconds:.0f} s")
+    return 0

@@ -1,0 +1,88 @@
+"""TrainConfig: the one config object of a training run (the CLI flags are a view of it)."""
+import dataclasses
+from dataclasses import dataclass
+
+from factornet_jax.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of `train run`; saved as config.json["train"] in the model dir."""
+    inputs: tuple                      # -i: cell stores (or built cell folders) to train on
+    output: str = "model"              # -o / -oc: the model directory
+    valid_inputs: tuple = ()           # -vi: cell stores for validation (default: the -i stores)
+    valid_chroms: tuple = ("chr11",)   # -v: validation chromosomes, never trained on
+    test_chroms: tuple = ("chr1", "chr8", "chr21")  # -t: held-out chromosomes, never used
+    epochs: int = 100                  # -e: maximum number of epochs
+    patience: int = 20                 # -ep: stop after this many epochs without a better valid loss
+    learning_rate: float = 0.001       # -lr: Adam learning rate
+    negatives: int = 1                 # -n: fresh negatives per positive per epoch (onePeak modes)
+    seq_len: int = 1000                # -L: window length the model sees, centred on the 200-bp bin
+    kernel_width: int = 26             # -w: convolution kernel width (pool = w // 2)
+    kernels: int = 32                  # -k: number of convolution kernels
+    recurrent: int = 32                # -r: BiLSTM units each way; 0 none; < 0 global max-pool
+    dense: int = 128                   # -d: dense layer units
+    dropout: float = 0.5               # -p: dropout rate after the BiLSTM and before the output
+    seed: int = 420                    # -s: drives sampling, initialisation and dropout
+    factor: str | None = None          # -f: the TF of a single-task (onePeak) model; None = multiTask
+    meta: bool = False                 # -m: add the cell line's meta features
+    gencode: bool = False              # -g: add the six GENCODE bin flags
+    motif: bool = False                # -mo: put the TF's canonical motif in kernels 0 and 1
+    motif_db: str | None = None        # --motif-db: MEME file searched for -mo motifs
+    batch_size: int = 100              # global batch (split over all devices), FactorNet used 100
+    loader_threads: int = 2            # host threads reading and assembling batches
+    prefetch: int = 4                  # batches prepared ahead of the device
+    max_steps_per_epoch: int = 0       # cap on steps per epoch (0: a full pass); for quick runs
+    compute_dtype: str = "float32"     # "float32" or "bfloat16" (mixed precision, float32 params)
+    stores_dir: str = "stores"         # where built stores of cell folders named by -i are found
+
+    def __post_init__(self):
+        checks = [
+            (self.epochs >= 1, "-e/--epochs must be at least 1"),
+            (self.patience >= 1, "-ep/--patience must be at least 1"),
+            (self.learning_rate > 0, "-lr/--learningrate must be positive"),
+            (self.negatives >= 1, "-n/--negatives must be at least 1"),
+            (self.seq_len >= 1, "-L/--seqlen must be positive"),
+            (self.kernel_width >= 2, "-w/--motifwidth must be at least 2"),
+            (self.seq_len >= self.kernel_width, f"-L/--seqlen {self.seq_len} must not be smaller "
+                                                f"than -w/--motifwidth {self.kernel_width}"),
+            (self.kernels >= 1, "-k/--kernels must be at least 1"),
+            (self.dense >= 1, "-d/--dense must be at least 1"),
+            (0.0 <= self.dropout < 1.0, "-p/--dropout must be in [0, 1)"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.loader_threads >= 1, "--loader-threads must be at least 1"),
+            (self.max_steps_per_epoch >= 0, "--max-steps must be >= 0"),
+            (self.compute_dtype in ("float32", "bfloat16"), "--dtype must be float32 or bfloat16"),
+            (bool(self.inputs), "-i/--inputdirs needs at least one cell store"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        overlap = set(self.valid_chroms) & set(self.test_chroms)
+        if overlap:
+            raise ConfigError(f"-v and -t share {', '.join(sorted(overlap))}; a chromosome is "
+                              "either validation or test")
+
+    @property
+    def model_type(self):
+        """FactorNet's name for the mode: multiTask, onePeak, meta, GENCODE or metaGENCODE."""
+        if self.factor is None:
+            return "multiTask"
+        return {(False, False): "onePeak", (True, False): "meta", (False, True): "GENCODE",
+                (True, True): "metaGENCODE"}[(self.meta, self.gencode)]
+
+    def to_dict(self):
+        return {f.name: (list(v) if isinstance(v, tuple) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+    @classmethod
+    def from_dict(cls, data):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in fields})
+
+    def run_identity(self):
+        """The settings that must match to resume a run (not where it writes or how it loads)."""
+        data = self.to_dict()
+        for key in ("output", "loader_threads", "prefetch", "stores_dir"):
+            data.pop(key)
+        return data

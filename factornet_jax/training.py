@@ -1,0 +1,426 @@
+"""`train run`: train_and_evaluate(config) -> a model directory.
+
+Data parallelism: one jit-compiled step over a 1-D ("data",) mesh of every device (all
+processes' devices on multi-host runs). Parameters and optimizer state are replicated, the
+batch is split along its first axis, and XLA averages the gradients (the loss is a global
+mean). This is what `pmap` did; current JAX builds pmap on the same jit + sharding machinery
+and keeps pmap in maintenance mode, so the step is written once, for 1 or N devices.
+
+Randomness: one seed. Epoch e's examples come from Generator(seed, e); dropout keys are
+fold_in(PRNGKey(seed), step). So a run resumed from its last checkpoint repeats exactly what
+an uninterrupted run does.
+
+Resume order (the checkpoint is written at the end of every epoch, atomically):
+  1. model_dir/checkpoint/ holds params, optimizer state, step, epoch, best loss, patience
+     counter and history; 2. the run continues with the next epoch; 3. best.npz / final.npz /
+  history.json are always those of the last committed epoch.
+"""
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from factornet_jax.config import TrainConfig
+from factornet_jax.errors import ConfigError, FactorNetError
+from factornet_jax.progress import Progress
+
+CHECKPOINT = "checkpoint"
+STATE_FILE = "train_state.json"
+
+
+class TrainState(NamedTuple):
+    params: dict
+    opt_state: tuple
+    step: object  # int32 scalar array
+
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    history: list
+    best_epoch: int
+    best_valid_loss: float
+    stopped_early: bool
+    seconds: float
+
+
+# ------------------------------------------------------------------ inputs
+
+def resolve_store(path, stores_dir):
+    """-i accepts a cell store, or a cell folder whose store was built into `stores_dir`."""
+    path = str(path).rstrip("/")
+    if os.path.isfile(os.path.join(path, "zarr.json")) or path.endswith(".zarr"):
+        return path
+    if os.path.isfile(os.path.join(path, "bigwig.txt")):
+        candidate = os.path.join(stores_dir, os.path.basename(path) + ".zarr")
+        if os.path.isfile(os.path.join(candidate, "zarr.json")):
+            return candidate
+        raise FactorNetError(f"-i {path}: cell folder is not built; run `factornet preprocess "
+                             f"build -i {path} --genome GENOME.fa --stores {stores_dir}` first")
+    raise FactorNetError(f"-i {path}: neither a cell store nor a cell folder")
+
+
+def open_stores(paths, stores_dir, flag):
+    from factornet_jax.reader import open_cell_store
+    stores = [open_cell_store(resolve_store(p, stores_dir)) for p in paths]
+    first = stores[0]
+    for store in stores[1:]:
+        if store.track_names != first.track_names:
+            raise FactorNetError(f"{flag} {store.path}: track names {store.track_names} differ from "
+                                 f"{first.path}'s {first.track_names}")
+        if store.meta_names != first.meta_names:
+            raise FactorNetError(f"{flag} {store.path}: meta names {store.meta_names} differ from "
+                                 f"{first.path}'s {first.meta_names}")
+    return stores
+
+
+def check_stores(config, stores, flag):
+    for store in stores:
+        for chrom_flag, chroms in (("-v", config.valid_chroms), ("-t", config.test_chroms)):
+            unknown = [c for c in chroms if c not in store.chrom_sizes]
+            if unknown:
+                raise FactorNetError(f"{chrom_flag}: chromosome {unknown[0]} is not in {store.path} "
+                                     f"(it has {', '.join(list(store.chrom_sizes)[:8])})")
+        if config.factor is not None and config.factor not in store.tfs:
+            raise FactorNetError(f"-f {config.factor}: not among the TFs of {store.path} "
+                                 f"({', '.join(store.tfs) or 'none'}); check its chip.txt")
+        if config.factor is None and store.tfs != stores[0].tfs:
+            raise FactorNetError(f"{flag} {store.path}: multi-task training needs the same TFs in "
+                                 f"every cell store ({store.tfs} vs {stores[0].tfs}); or pass -f TF")
+        if config.factor is None and not store.tfs:
+            raise FactorNetError(f"{flag} {store.path}: the store has no peaks to train on")
+        if config.meta and not store.meta_names:
+            raise FactorNetError(f"-m: {store.path} has no meta features (meta.txt at build time)")
+        if config.gencode and not store.genome.has_annotations:
+            raise FactorNetError(f"-g: the genome store {store.genome.path} has no GENCODE "
+                                 "annotations; add them with `factornet preprocess build ... "
+                                 "--annotations DIR`")
+
+
+def model_config_for(config, stores, tasks):
+    from factornet_jax.model import ModelConfig
+    return ModelConfig(seq_len=config.seq_len, track_names=tuple(stores[0].track_names),
+                       num_tasks=len(tasks), num_meta=len(stores[0].meta_names) if config.meta else 0,
+                       use_gencode=config.gencode, kernels=config.kernels,
+                       kernel_width=config.kernel_width, recurrent=config.recurrent,
+                       dense=config.dense, dropout=config.dropout, lstm_cell="standard")
+
+
+# ------------------------------------------------------------------ output dir
+
+def prepare_output(config, overwrite, is_writer=True):
+    """Create the model dir; returns True when an unfinished run of this config is resumed."""
+    out = Path(config.output)
+    if out.exists() and overwrite:
+        if is_writer:
+            shutil.rmtree(out)
+    elif out.exists():
+        state_path = out / STATE_FILE
+        if not state_path.is_file() and any(out.iterdir()):
+            raise FactorNetError(f"-o {out}: directory exists; use -oc to overwrite it")
+        if state_path.is_file():
+            state = json.loads(state_path.read_text())
+            if state.get("finished"):
+                raise FactorNetError(f"-o {out}: holds a finished run; use -oc to overwrite it")
+            if state.get("run") != config.run_identity():
+                raise FactorNetError(f"-o {out}: holds an unfinished run with other settings; "
+                                     "repeat its command to resume it, or use -oc to overwrite")
+            return (out / CHECKPOINT / "state.json").is_file()
+    if is_writer:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / STATE_FILE, {"finished": False, "run": config.run_identity()})
+    return False
+
+
+def _write_json(path, data):
+    from factornet_jax.modeldir import write_text_atomic
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+def save_checkpoint(model_dir, state, record):
+    """Commit params + optimizer state + loop record atomically (tmp dir, then rename)."""
+    import jax
+
+    from factornet_jax.modeldir import save_params
+    final = Path(model_dir) / CHECKPOINT
+    tmp = Path(model_dir) / (CHECKPOINT + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    host = jax.device_get(state)
+    save_params(tmp / "params.npz", host.params)
+    leaves = jax.tree_util.tree_leaves(host.opt_state)
+    save_params(tmp / "opt_state.npz", {f"leaf{i:05d}": np.asarray(x) for i, x in enumerate(leaves)})
+    _write_json(tmp / "state.json", {**record, "step": int(host.step)})
+    _fsync_dir(tmp)
+    old = Path(model_dir) / (CHECKPOINT + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.rename(final, old)
+    os.rename(tmp, final)
+    _fsync_dir(Path(model_dir))
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(model_dir, template):
+    """-> (TrainState with host arrays shaped like `template`, record dict)."""
+    import jax
+
+    from factornet_jax.modeldir import load_params
+    folder = Path(model_dir) / CHECKPOINT
+    if not (folder / "state.json").is_file() and (Path(model_dir) / (CHECKPOINT + ".old")).is_dir():
+        folder = Path(model_dir) / (CHECKPOINT + ".old")   # killed between the two renames
+    record = json.loads((folder / "state.json").read_text())
+    params = load_params(folder / "params.npz")
+    flat = load_params(folder / "opt_state.npz")
+    leaves = [flat[k] for k in sorted(flat)]
+    treedef = jax.tree_util.tree_structure(template.opt_state)
+    opt_state = jax.tree_util.tree_unflatten(treedef, leaves)
+    return TrainState(params, opt_state, np.int32(record["step"])), record
+
+
+# ------------------------------------------------------------------ the compiled steps
+
+def make_steps(model, tx, mesh, compute_dtype):
+    """jit-compiled train and eval steps over `mesh` (batch split on "data")."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from factornet_jax.model import loss_from_strand_logits, probabilities
+    replicated = NamedSharding(mesh, P())
+    data = NamedSharding(mesh, P("data"))
+    dtype = jnp.bfloat16 if compute_dtype == "bfloat16" else jnp.float32
+
+    def forward(params, batch, train, key):
+        onehot = jax.nn.one_hot(batch["codes"], 4, dtype=dtype)   # code 4 (N) -> all zeros
+        if dtype != jnp.float32:
+            params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
+        logits = model.apply({"params": params}, onehot, batch["signal"].astype(dtype),
+                             batch.get("meta"), batch.get("gencode"), train=train,
+                             rngs={"dropout": key} if train else None)
+        return logits.astype(jnp.float32)
+
+    def train_step(state, batch, base_key):
+        key = jax.random.fold_in(base_key, state.step)
+
+        def loss_fn(params):
+            logits = forward(params, batch, True, key)
+            return loss_from_strand_logits(logits, batch["labels"], batch["weights"][:, None])
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        import optax
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.step + 1), loss
+
+    def eval_step(params, batch):
+        logits = forward(params, batch, False, None)
+        return probabilities(logits)
+
+    train = jax.jit(train_step, donate_argnums=0,
+                    in_shardings=(replicated, data, replicated), out_shardings=(replicated, replicated))
+    evaluate = jax.jit(eval_step, in_shardings=(replicated, data), out_shardings=data)
+    return train, evaluate, data, replicated
+
+
+def global_batch(batch, sharding):
+    """This process's rows of a batch -> one global jax.Array split over the mesh."""
+    import jax
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+# ------------------------------------------------------------------ metrics of an epoch
+
+def validation_metrics(probs, labels, weights):
+    """Loss, accuracy and mean per-task auPRC over the real (weight 1) rows."""
+    from factornet_jax.metrics import auprc
+    keep = weights > 0
+    p = np.clip(probs[keep].astype(np.float64), 1e-7, 1 - 1e-7)
+    y = labels[keep]
+    loss = float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+    acc = float(((p > 0.5) == (y > 0.5)).mean())
+    scores = [auprc(y[:, t], p[:, t]) for t in range(y.shape[1]) if 0 < y[:, t].sum() < len(y)]
+    return {"valid_loss": loss, "valid_acc": acc,
+            "valid_auprc": float(np.mean(scores)) if scores else float("nan")}
+
+
+# ------------------------------------------------------------------ the loop
+
+def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
+    """Train a FactorNet model as `config` says; writes and returns the model dir's results."""
+    import jax
+    import optax
+
+    from factornet_jax import modeldir
+    from factornet_jax.model import init_params, make_model
+    from factornet_jax.pipeline import BatchLoader, BatchSpec, TrainingData
+
+    t_start = time.perf_counter()
+    stores = open_stores(config.inputs, config.stores_dir, "-i")
+    valid_stores = open_stores(config.valid_inputs, config.stores_dir, "-vi") if config.valid_inputs else stores
+    if valid_stores is not stores and valid_stores[0].track_names != stores[0].track_names:
+        raise FactorNetError(f"-vi: track names {valid_stores[0].track_names} differ from the "
+                             f"training stores' {stores[0].track_names}")
+    check_stores(config, stores, "-i")
+    check_stores(config, valid_stores, "-vi")
+    held_out = set(config.valid_chroms) | set(config.test_chroms)
+    train_chroms = [c for c in stores[0].chrom_sizes if c not in held_out]
+    if not train_chroms:
+        raise FactorNetError("-v/-t leave no chromosome to train on")
+
+    n_devices = jax.device_count()
+    if config.batch_size % n_devices:
+        raise ConfigError(f"--batch-size {config.batch_size} must be a multiple of the device "
+                          f"count ({n_devices})")
+    n_proc, pid = jax.process_count(), jax.process_index()
+    is_writer = pid == 0
+    resume = prepare_output(config, overwrite, is_writer)
+
+    data = TrainingData(stores, train_chroms, config.seq_len, config.factor, config.negatives, config.seed)
+    valid_data = TrainingData(valid_stores, list(config.valid_chroms), config.seq_len, config.factor,
+                              config.negatives, config.seed)
+    tasks = data.tasks
+    valid_examples = valid_data.examples(np.random.default_rng([config.seed, 1 << 20]), jitter=False)
+    model_cfg = model_config_for(config, stores, tasks)
+    features = ["bigwig"] + (["meta"] if config.meta else []) + (["gencode"] if config.gencode else [])
+    model_dir = Path(config.output)
+    if is_writer:
+        modeldir.write_config(model_dir, modeldir.make_config(
+            model_cfg, tasks, stores[0].track_names, stores[0].meta_names if config.meta else (),
+            features, train={**config.to_dict(), "model_type": config.model_type},
+            stores=[{"path": s.path, "fingerprint": s.genome.fingerprint} for s in stores]))
+        modeldir.write_factornet_files(model_dir, tasks, stores[0].track_names,
+                                       stores[0].meta_names if config.meta else (), features)
+
+    model = make_model(model_cfg)
+    params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
+    if config.motif:
+        params = _inject_motifs(params, config, tasks, log)
+    tx = optax.adam(config.learning_rate)
+    mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    train_step, eval_step, data_sharding, replicated = make_steps(model, tx, mesh, config.compute_dtype)
+    state = TrainState(params, tx.init(params), np.int32(0))
+    record = {"epoch": 0, "best_valid_loss": None, "best_epoch": None, "wait": 0, "history": []}
+    if resume:
+        state, record = load_checkpoint(model_dir, state)
+        log(f"resuming {model_dir} after epoch {record['epoch']}")
+    state = jax.device_put(state, replicated)
+    base_key = jax.device_put(jax.random.PRNGKey(config.seed), replicated)
+
+    per_proc = config.batch_size // n_proc
+    rows = slice(pid * per_proc, (pid + 1) * per_proc)
+    spec = BatchSpec(config.seq_len, config.meta, config.gencode)
+    loader_args = dict(threads=config.loader_threads, prefetch=config.prefetch, rows=rows)
+    history = record["history"]
+    stopped_early = False
+    for epoch in range(record["epoch"], config.epochs):
+        t0 = time.perf_counter()
+        examples = data.epoch_examples(epoch)
+        loader = BatchLoader(stores, examples, config.batch_size, spec,
+                             max_batches=config.max_steps_per_epoch, **loader_args)
+        losses = []
+        with Progress(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), unit="batch",
+                      enabled=None if is_writer else False) as bar:
+            for batch in loader:
+                state, loss = train_step(state, global_batch(batch, data_sharding), base_key)
+                losses.append(loss)
+                if len(losses) % 10 == 0 or len(losses) == len(loader):
+                    bar.update(10 if len(losses) % 10 == 0 else len(losses) % 10,
+                               postfix=f"loss {float(losses[-1]):.4f}")
+        train_loss = float(np.mean(jax.device_get(losses)))
+        train_seconds = time.perf_counter() - t0
+        n_samples = len(loader) * config.batch_size
+        if not math.isfinite(train_loss):
+            raise FactorNetError(f"training loss became {train_loss} in epoch {epoch + 1}; the last "
+                                 f"good checkpoint is kept in {model_dir}; lower -lr and run with -oc")
+        probs, labels, weights = _predict_examples(eval_step, state.params, valid_stores, valid_examples,
+                                                   config.batch_size, spec, loader_args, data_sharding)
+        metrics = validation_metrics(probs, labels, weights)
+        entry = {"epoch": epoch + 1, "train_loss": train_loss, **metrics,
+                 "seconds": round(time.perf_counter() - t0, 3),
+                 "samples_per_second": round(n_samples / max(train_seconds, 1e-9), 1),
+                 "train_samples": n_samples}
+        history.append(entry)
+        improved = record["best_valid_loss"] is None or metrics["valid_loss"] < record["best_valid_loss"]
+        if improved:
+            record.update(best_valid_loss=metrics["valid_loss"], best_epoch=epoch + 1, wait=0)
+        else:
+            record["wait"] += 1
+        record["epoch"] = epoch + 1
+        if is_writer:
+            if improved:
+                modeldir.save_params(model_dir / "best.npz", jax.device_get(state.params))
+            modeldir.write_history(model_dir, history)
+            save_checkpoint(model_dir, state, record)
+        log(f"epoch {epoch + 1}: train loss {train_loss:.4f}, valid loss {metrics['valid_loss']:.4f}, "
+            f"valid auPRC {metrics['valid_auprc']:.3f}, {entry['samples_per_second']:.0f} samples/s"
+            + (" *" if improved else ""))
+        if record["wait"] >= config.patience:
+            stopped_early = True
+            break
+    if is_writer:
+        modeldir.save_params(model_dir / "final.npz", jax.device_get(state.params))
+        _write_json(model_dir / STATE_FILE, {"finished": True, "run": config.run_identity()})
+    return TrainResult(str(model_dir), history, record["best_epoch"], record["best_valid_loss"],
+                       stopped_early, time.perf_counter() - t_start)
+
+
+def _predict_examples(eval_step, params, stores, examples, batch_size, spec, loader_args, sharding):
+    """Probabilities (N, T) for rows of `examples`, with their labels and weights."""
+    import jax
+
+    from factornet_jax.pipeline import BatchLoader
+    loader = BatchLoader(stores, examples, batch_size, spec, **loader_args)
+    outputs = []
+    for batch in loader:
+        probs = eval_step(params, global_batch(batch, sharding))
+        outputs.append(probs)
+    probs = np.concatenate([np.asarray(jax.device_get(jax.experimental.multihost_utils.process_allgather(p, tiled=True)))
+                            if jax.process_count() > 1 else np.asarray(jax.device_get(p))
+                            for p in outputs])[: len(examples)]
+    return probs, examples.labels.astype(np.float32), np.ones(len(examples), np.float32)
+
+
+def _inject_motifs(params, config, tasks, log):
+    """-mo: the TF's canonical motif into kernels 0 and 1 (a missing motif is a warning)."""
+    from factornet_jax.meme import find_motif, read_meme
+    from factornet_jax.model import inject_motif
+    path = config.motif_db or _default_motif_db()
+    if path is None:
+        log("warning: -mo given but no motif database found; pass --motif-db MEME", file=sys.stderr)
+        return params
+    motifs = read_meme(path)
+    try:
+        motif = find_motif(motifs, tasks[0])
+    except FactorNetError:
+        log(f"warning: no motif for {tasks[0]} in {path}; kernels left random", file=sys.stderr)
+        return params
+    log(f"-mo: kernels 0 and 1 start from motif {motif.name} and its reverse complement")
+    return inject_motif(params, motif.pwm)
+
+
+def _default_motif_db():
+    from importlib import resources
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "resources" / "HOCOMOCOv9.meme"
+    if shared.is_file():
+        return str(shared)
+    bundled = resources.files("factornet_jax") / "data"
+    for entry in bundled.iterdir() if bundled.is_dir() else []:
+        if entry.name.endswith(".meme"):
+            return str(entry)
+    return None
