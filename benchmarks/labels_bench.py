@@ -108,24 +108,26 @@ def multitask_bedtools(args, sizes, chroms, files, zone, bins, timer, tmp: Path)
            f"| {AWK_SUM.format(half=half)} "
            f"| bedtools intersect -sorted -g {genome} -a stdin -b {zone_bed} -v "
            f"> {tmp / 'positive.bed'}")
-        return read_bed(tmp / "positive.bed")
-
-    positive = timer("multi-task: bedtools makewindows | intersect (positives)", positives,
-                     lambda r: f"{len(r):,} bins")
 
     def labels():
-        columns = []
         for i, path in enumerate(files):
             sh(merged(tmp / f"tf{i}.bed", [path]))
             sh(f"bedtools intersect -sorted -g {genome} -a {tmp / 'positive.bed'} "
                f"-b {tmp / f'tf{i}.bed'} -wo | {AWK_SUM.format(half=half)} > {tmp / f'lab{i}.bed'}")
-            hit = read_bed(tmp / f"lab{i}.bed")
-            keys = np.char.add(np.char.add(hit["chrom"], ":"), hit["start"].astype(str))
-            all_keys = np.char.add(np.char.add(positive["chrom"], ":"), positive["start"].astype(str))
-            columns.append(np.isin(all_keys, keys))
-        return np.stack(columns, axis=1).astype(np.uint8)
 
-    bt_labels = timer(f"multi-task: bedtools intersect per TF (labels, {len(files)} TFs)", labels)
+    timer("multi-task: bedtools makewindows | intersect (positives)", positives)
+    timer(f"multi-task: bedtools intersect per TF (labels, {len(files)} TFs)", labels)
+
+    # untimed: read the bedtools results back
+    positive = read_bed(tmp / "positive.bed")
+    all_keys = np.char.add(np.char.add(positive["chrom"], ":"), positive["start"].astype(str))
+    columns = []
+    for i in range(len(files)):
+        hit = read_bed(tmp / f"lab{i}.bed", allow_empty=True)
+        keys = np.char.add(np.char.add(hit["chrom"], ":"), hit["start"].astype(str))
+        columns.append(np.isin(all_keys, keys))
+    bt_labels = np.stack(columns, axis=1).astype(np.uint8)
+    print(f"  bedtools: {len(positive):,} positive bins", file=sys.stderr)
 
     # same bins and labels? (ours is in `chroms` order, bedtools in lexicographic order)
     ours = np.lexsort((bins.starts, bins.chroms))

@@ -104,9 +104,9 @@ class SimulationConfig:
     open_promoter: tuple[float, float, float] = (0.65, 0.50, 12.0)
     open_cofactor: tuple[float, float, float] = (0.25, 0.35, 6.0)
     # --- binding ---
-    bind_base: float = -2.0  # logit of binding at the weakest motif, no co-factor
-    bind_motif: float = 2.4  # logit added from weakest to strongest motif (score rank)
-    bind_cofactor: float = 1.6  # logit added by a nearby co-factor motif
+    bind_base: float = -3.0  # logit of binding at the weakest motif, no co-factor
+    bind_motif: float = 4.0  # logit added from weakest to strongest motif (score rank)
+    bind_cofactor: float = 1.8  # logit added by a nearby co-factor motif
     motifless_fraction: float = 0.10  # share of bound sites without the TF motif
     conservative_share: float = 0.85  # about this share of bound sites are conservative peaks
     relaxed_noise: float = 0.15  # unbound open candidate sites given a relaxed peak

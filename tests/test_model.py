@@ -50,9 +50,6 @@ def test_output_shapes(recurrent, num_meta, use_gencode):
     assert jax.eval_shape(probabilities, logits).shape == (5, 2)
     assert ("bilstm" in params) == (recurrent > 0)
     assert ("meta_dense" in params) == (num_meta > 0 or use_gencode)
-    if recurrent > 0 and num_meta:  # one real run
-        probs = np.asarray(probabilities(apply(cfg, init_params(cfg, 0), *inputs)))
-        assert probs.shape == (5, 2) and np.all((probs > 0) & (probs < 1))
 
 
 def test_param_count_golden_values():
@@ -115,7 +112,9 @@ def test_reverse_complement_equivariance(recurrent):
     rc_logits = np.asarray(run(rc_onehot, rc_signal, meta, gencode))
     np.testing.assert_allclose(logits[:, 0], rc_logits[:, 1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(logits[:, 1], rc_logits[:, 0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(probabilities(logits), probabilities(rc_logits), rtol=1e-5, atol=1e-6)
+    probs = np.asarray(probabilities(logits))
+    assert probs.shape == (4, 2) and np.all((probs > 0) & (probs < 1))
+    np.testing.assert_allclose(probs, probabilities(rc_logits), rtol=1e-5, atol=1e-6)
     # and the two strands really differ (the test would be vacuous otherwise)
     assert np.abs(logits[:, 0] - logits[:, 1]).max() > 1e-4
     # swapping the stranded tracks without reversing is not a symmetry
