@@ -119,13 +119,15 @@ def multitask_bedtools(args, sizes, chroms, files, zone, bins, timer, tmp: Path)
     timer(f"multi-task: bedtools intersect per TF (labels, {len(files)} TFs)", labels)
 
     # untimed: read the bedtools results back
+    code = {c: i for i, c in enumerate(chroms)}
+
+    def keys(records):  # one int64 per bin: chromosome index and start
+        index = np.array([code[c] for c in records["chrom"].tolist()], np.int64)
+        return (index << 32) + records["start"]
+
     positive = read_bed(tmp / "positive.bed")
-    all_keys = np.char.add(np.char.add(positive["chrom"], ":"), positive["start"].astype(str))
-    columns = []
-    for i in range(len(files)):
-        hit = read_bed(tmp / f"lab{i}.bed", allow_empty=True)
-        keys = np.char.add(np.char.add(hit["chrom"], ":"), hit["start"].astype(str))
-        columns.append(np.isin(all_keys, keys))
+    all_keys = keys(positive)
+    columns = [np.isin(all_keys, keys(read_bed(tmp / f"lab{i}.bed"))) for i in range(len(files))]
     bt_labels = np.stack(columns, axis=1).astype(np.uint8)
     print(f"  bedtools: {len(positive):,} positive bins", file=sys.stderr)
 

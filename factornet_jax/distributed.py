@@ -15,6 +15,8 @@ def maybe_initialize(coordinator=None, num_processes=None, process_id=None):
     if any(given) and not all(given):
         raise ConfigError("--coordinator, --num-processes and --process-id go together")
     import jax
+    # CPU processes exchange gradients through gloo (GPUs use NCCL regardless of this).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if all(given):
         if not 0 <= process_id < num_processes:
             raise ConfigError(f"--process-id {process_id} must be in [0, {num_processes})")

@@ -180,8 +180,9 @@ def parse_model_json(path) -> KerasArchitecture:
     layer_map["output"] = out_layer["name"]
     expected = [("dense", False)] + ([("meta_dense", True)] if extra_size else [])
     if len(hidden) != len(expected):
-        raise _layer_error(path, out_layer, f"expected {len(expected)} hidden dense layer(s) "
-                                            f"{'with' if extra_size else 'without'} an extra input, found {len(hidden)}")
+        with_extra = "with" if extra_size else "without"
+        raise _layer_error(path, out_layer, f"expected {len(expected)} hidden dense layer(s) {with_extra} "
+                                            f"an extra input, found {len(hidden)}")
     for (layer, follows_merge), (name, wants_merge) in zip(hidden, expected):
         lcfg = layer["config"]
         if lcfg.get("activation") != "relu" or follows_merge != wants_merge:
@@ -332,6 +333,13 @@ def _scalar_from_bytes(dtype, data=None):
     return np.frombuffer(raw, np_dtype)[0].item()
 
 
+def _latin1_bytes(text, encoding="latin1"):
+    """Stand-in for _codecs.encode, which Python 3 pickles use for bytes: latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("unexpected bytes payload")
+    return text.encode("latin1")
+
+
 class _HistoryUnpickler(pickle.Unpickler):
     """Builds only dict/list/tuple/str/int/float; numpy scalars through our own stand-ins."""
 
@@ -339,6 +347,7 @@ class _HistoryUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "scalar"): _scalar_from_bytes,
         ("numpy._core.multiarray", "scalar"): _scalar_from_bytes,
         ("numpy", "dtype"): _DTypeStub,
+        ("_codecs", "encode"): _latin1_bytes,
     }
 
     def find_class(self, module, name):

@@ -299,26 +299,30 @@ def information_content(pwm, background=None) -> np.ndarray:
     return terms.sum(axis=1)
 
 
-def _as_codes(seqs) -> np.ndarray | None:
+def _as_codes(seqs, onehot: bool | None) -> np.ndarray | None:
     """Codes (..., L) from codes or a 0/1 one-hot (..., L, 4); None for a soft one-hot.
 
-    A trailing axis of size 4 (with at least 2 axes) means one-hot.
+    `onehot=None` infers: a trailing axis of size 4 (with at least 2 axes) means one-hot.
     """
     seqs = np.asarray(seqs)
-    if seqs.ndim >= 2 and seqs.shape[-1] == 4:
+    if onehot is None:
+        onehot = seqs.ndim >= 2 and seqs.shape[-1] == 4
+    if onehot:
         if np.any((seqs != 0) & (seqs != 1)):
             return None
         return np.where(seqs.sum(axis=-1) == 0, 4, seqs.argmax(axis=-1)).astype(np.uint8)
     return seqs
 
 
-def scan_scores(seqs, scores) -> np.ndarray:
+def scan_scores(seqs, scores, onehot: bool | None = None) -> np.ndarray:
     """Forward-strand motif scores at every offset.
 
     Parameters
     ----------
     seqs : (..., L) uint8 codes or (..., L, 4) one-hot
     scores : (width, 4) log-odds matrix (see `log_odds`); N positions score 0.
+    onehot : whether `seqs` is one-hot; None infers it from a trailing axis of 4
+        (pass False for codes of windows 4 bp long).
 
     Returns
     -------
@@ -326,7 +330,7 @@ def scan_scores(seqs, scores) -> np.ndarray:
     """
     scores = np.asarray(scores, dtype=np.float64)
     width = scores.shape[0]
-    codes = _as_codes(seqs)
+    codes = _as_codes(seqs, onehot)
     if codes is None:  # soft one-hot: weighted sum per position
         onehot = np.asarray(seqs, dtype=np.float64)
         n_out = onehot.shape[-2] - width + 1
@@ -347,20 +351,23 @@ def scan_scores(seqs, scores) -> np.ndarray:
     return out
 
 
-def scan_max(seqs, pwm, background=None, pseudocount: float = 0.01) -> np.ndarray:
+def scan_max(seqs, pwm, background=None, pseudocount: float = 0.01, onehot: bool | None = None) -> np.ndarray:
     """Best log2-odds score of `pwm` over all offsets and both strands of each window.
 
     Parameters
     ----------
     seqs : (..., L) uint8 codes or (..., L, 4) one-hot windows
     pwm : (width, 4) letter probabilities
+    background, pseudocount : as in `log_odds`
+    onehot : as in `scan_scores`
 
     Returns
     -------
     (...,) float64; -inf for windows shorter than the motif.
     """
     scores = log_odds(pwm, background, pseudocount)
-    both = np.concatenate([scan_scores(seqs, scores), scan_scores(seqs, reverse_complement(scores))], axis=-1)
+    both = np.concatenate([scan_scores(seqs, scores, onehot),
+                           scan_scores(seqs, reverse_complement(scores), onehot)], axis=-1)
     if both.shape[-1] == 0:
         return np.full(both.shape[:-1], -np.inf)
     return both.max(axis=-1)

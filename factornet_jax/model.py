@@ -55,16 +55,23 @@ class ModelConfig:
     lstm_cell: str = "standard"     # "standard" (sigmoid gates) or "keras1" (hard_sigmoid, Keras 1.1)
 
     def __post_init__(self):
+        if isinstance(self.track_names, str):
+            raise ConfigError(f"model track_names must be a list of names, got the string {self.track_names!r}")
         object.__setattr__(self, "track_names", tuple(str(t) for t in self.track_names))
         if self.pool_size is None:
-            object.__setattr__(self, "pool_size", max(1, self.kernel_width // 2))
-        for name in ("seq_len", "num_tasks", "kernels", "kernel_width", "pool_size", "dense"):
+            object.__setattr__(self, "pool_size", max(1, int(self.kernel_width) // 2))
+        for name in ("seq_len", "num_tasks", "kernels", "kernel_width", "pool_size", "dense", "recurrent",
+                     "num_meta"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"model {name} must be a positive integer, got {value!r}")
-        if not isinstance(self.num_meta, (int, np.integer)) or self.num_meta < 0:
-            raise ConfigError(f"model num_meta must be >= 0, got {self.num_meta!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ConfigError(f"model {name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))   # plain int: JSON-serialisable
+            minimum = {"recurrent": None, "num_meta": 0}.get(name, 1)
+            if minimum is not None and value < minimum:
+                raise ConfigError(f"model {name} must be >= {minimum}, got {value!r}")
+        object.__setattr__(self, "use_gencode", bool(self.use_gencode))
+        object.__setattr__(self, "dropout", float(self.dropout))
+        if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model dropout must be in [0, 1), got {self.dropout!r}")
         if self.lstm_cell not in LSTM_CELLS:
             raise ConfigError(f"model lstm_cell must be one of {LSTM_CELLS}, got {self.lstm_cell!r}")

@@ -334,10 +334,25 @@ class CellStore:
         return out
 
 
+def local_path(path):
+    """A store path or file:// URL -> a local path; other URL schemes are refused clearly.
+
+    The batch reader reads chunk files directly (that is what makes it fast); for object
+    stores, mount the bucket (s3fs, gcsfuse) and pass the mounted path.
+    """
+    path = str(path)
+    if path.startswith("file://"):
+        return path[len("file://"):]
+    if "://" in path:
+        raise StoreError(f"{path}: only local paths and file:// URLs are read directly; mount the "
+                         "remote store (e.g. s3fs, gcsfuse) and pass the mounted path")
+    return path
+
+
 def open_cell_store(path, threads=1, cache_bytes=DEFAULT_CACHE_BYTES):
     """Open a built cell store (and the genome store it belongs to), checking both."""
-    return CellStore(path, threads=threads, cache_bytes=cache_bytes)
+    return CellStore(local_path(path), threads=threads, cache_bytes=cache_bytes)
 
 
 def open_genome_store(path, threads=1):
-    return GenomeStore(path, threads=threads)
+    return GenomeStore(local_path(path), threads=threads)

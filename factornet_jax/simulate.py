@@ -45,7 +45,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, FactorNetError
 from .meme import Motif, find_motif, log_odds, read_meme_file, write_meme
 
 # hg19 chromosome sizes (UCSC); the simulated genome keeps their proportions.
@@ -196,15 +196,20 @@ def _motifs_for(config: SimulationConfig) -> tuple[Path, list[Motif], list[Motif
     """(source file, TF motifs in config.tfs order, co-factor motif per TF)."""
     path = Path(config.motifs_path) if config.motifs_path else default_motifs_path()
     motifs = read_meme_file(path).motifs
-    tf_motifs = [find_motif(motifs, tf) for tf in config.tfs]
+    tf_motifs = []
+    for tf in config.tfs:
+        try:
+            tf_motifs.append(find_motif(motifs, tf))
+        except FactorNetError:
+            raise ConfigError(f"--tf {tf}: no motif of that name in {path}; "
+                              "give a TF named in the MEME file (--motifs)") from None
     pairs = dict(config.cofactors)
     cof_motifs = []
     for tf in config.tfs:
         name = pairs.get(tf) or ("YY1" if tf.upper() == "SP1" else "SP1")
         try:
             cof_motifs.append(find_motif(motifs, name))
-        except Exception:
-            # the file lacks the co-factor: fall back to the bundled one
+        except FactorNetError:  # the file lacks the co-factor: take the bundled one
             cof_motifs.append(find_motif(read_meme_file(BUNDLED_MOTIFS).motifs, name))
     return path, tf_motifs, cof_motifs
 
@@ -704,7 +709,8 @@ def _sample_coverage(rng, rate: np.ndarray, read_len: int) -> np.ndarray:
     cumulative = np.cumsum(rate)
     total = float(cumulative[-1]) if size else 0.0
     n_reads = rng.poisson(total / read_len) if total > 0 else 0
-    cuts = np.searchsorted(cumulative, rng.random(n_reads) * total, side="right")
+    # sorted draws make the search cache-friendly (and the multinomial is order-free)
+    cuts = np.searchsorted(cumulative, np.sort(rng.random(n_reads)) * total, side="right")
     cuts = np.minimum(cuts, size - 1)
     plus = rng.random(n_reads) < 0.5
     starts = np.where(plus, cuts, cuts - read_len + 1).clip(0, size)
@@ -733,8 +739,7 @@ def _write_bigwig(path: Path, chrom_sizes: Mapping[str, int], runs_by_chrom) -> 
         bw.addHeader(list(chrom_sizes.items()), maxZooms=10)
         for chrom, (starts, ends, values) in runs_by_chrom:
             if len(starts):
-                bw.addEntries([chrom] * len(starts), starts.tolist(), ends=ends.tolist(),
-                              values=values.astype(np.float64).tolist())
+                bw.addEntries([chrom] * len(starts), starts, ends=ends, values=values.astype(np.float64))
     finally:
         bw.close()
 

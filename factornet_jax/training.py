@@ -115,12 +115,11 @@ def model_config_for(config, stores, tasks):
 
 # ------------------------------------------------------------------ output dir
 
-def prepare_output(config, overwrite, is_writer=True):
-    """Create the model dir; returns True when an unfinished run of this config is resumed."""
+def prepare_output(config, overwrite):
+    """Create the model dir (process 0 only); True when an unfinished run of this config resumes."""
     out = Path(config.output)
     if out.exists() and overwrite:
-        if is_writer:
-            shutil.rmtree(out)
+        shutil.rmtree(out)
     elif out.exists():
         state_path = out / STATE_FILE
         if not state_path.is_file() and any(out.iterdir()):
@@ -133,9 +132,8 @@ def prepare_output(config, overwrite, is_writer=True):
                 raise FactorNetError(f"-o {out}: holds an unfinished run with other settings; "
                                      "repeat its command to resume it, or use -oc to overwrite")
             return (out / CHECKPOINT / "state.json").is_file()
-    if is_writer:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / STATE_FILE, {"finished": False, "run": config.run_identity()})
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / STATE_FILE, {"finished": False, "run": config.run_identity()})
     return False
 
 
@@ -238,6 +236,15 @@ def make_steps(model, tx, mesh, compute_dtype):
     return train, evaluate, data, replicated
 
 
+def gather_rows(array):
+    """A batch-sharded jax.Array -> the whole (global) numpy array on every process."""
+    import jax
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+    return np.asarray(jax.device_get(array))
+
+
 def global_batch(batch, sharding):
     """This process's rows of a batch -> one global jax.Array split over the mesh."""
     import jax
@@ -289,7 +296,10 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
                           f"count ({n_devices})")
     n_proc, pid = jax.process_count(), jax.process_index()
     is_writer = pid == 0
-    resume = prepare_output(config, overwrite, is_writer)
+    resume = prepare_output(config, overwrite) if is_writer else False
+    if n_proc > 1:  # every process resumes (or not) as process 0 decided, after it prepared
+        from jax.experimental import multihost_utils
+        resume = bool(multihost_utils.broadcast_one_to_all(np.int32(resume)))
 
     data = TrainingData(stores, train_chroms, config.seq_len, config.factor, config.negatives, config.seed)
     valid_data = TrainingData(valid_stores, list(config.valid_chroms), config.seq_len, config.factor,
@@ -390,9 +400,7 @@ def _predict_examples(eval_step, params, stores, examples, batch_size, spec, loa
     for batch in loader:
         probs = eval_step(params, global_batch(batch, sharding))
         outputs.append(probs)
-    probs = np.concatenate([np.asarray(jax.device_get(jax.experimental.multihost_utils.process_allgather(p, tiled=True)))
-                            if jax.process_count() > 1 else np.asarray(jax.device_get(p))
-                            for p in outputs])[: len(examples)]
+    probs = np.concatenate([gather_rows(p) for p in outputs])[: len(examples)]
     return probs, examples.labels.astype(np.float32), np.ones(len(examples), np.float32)
 
 

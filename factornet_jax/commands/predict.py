@@ -1,0 +1,48 @@
+"""`factornet predict`: score every interval of a BED file -> gzipped bedGraph (and bigWig).
+
+    factornet predict -i CELL_STORE -m MODEL_DIR [-f TF] -b BED -o OUT.bedGraph.gz
+                      [--bigwig OUT.bw] [--batch N] [-oc]
+
+FactorNet's flags -i -m -f -b -o keep their meaning. -f is needed when the model predicts
+several TFs (one TF per output file, as FactorNet wrote them). An existing output is refused
+unless -oc/--force is given. Scores: see factornet_jax.predict.
+"""
+from factornet_jax.predict import DEFAULT_BATCH_SIZE
+
+
+def add_arguments(parser):
+    p = parser
+    p.add_argument("-i", "--inputdir", required=True, metavar="CELL_STORE",
+                   help="cell store (or a cell folder built into --stores) to predict on")
+    p.add_argument("-m", "--modeldir", required=True, metavar="MODEL_DIR",
+                   help="model directory from `factornet train run` or `factornet import-keras`")
+    p.add_argument("-f", "--factor", default=None, metavar="TF",
+                   help="TF to score (required when the model predicts several)")
+    p.add_argument("-b", "--bed", required=True, metavar="BED",
+                   help="intervals to score (BED, gzipped or not), e.g. the DREAM ladder of "
+                        "200-bp bins at 50-bp steps; each is scored on the window centred on it")
+    p.add_argument("-o", "--outputfile", required=True, metavar="OUT.bedGraph.gz",
+                   help="gzipped bedGraph to write: chrom start end score, in the BED's order")
+    p.add_argument("--bigwig", default=None, metavar="OUT.bw",
+                   help="also write a bigWig (needs a sorted BED; each interval's central 50 bp)")
+    p.add_argument("-oc", "--force", action="store_true",
+                   help="overwrite existing output files")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH_SIZE,
+                   help=f"windows per compiled call, over all devices ({DEFAULT_BATCH_SIZE})")
+    p.add_argument("--threads", type=int, default=2, help="batch-assembling threads (2)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "final"],
+                   help="which parameters of the model dir to use (best)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="compute precision (float32)")
+    p.add_argument("--stores", default="stores", metavar="DIR",
+                   help="where the store of a cell folder given to -i was built")
+
+
+def main(args):
+    from factornet_jax.predict import format_summary, predict_bed
+    summary = predict_bed(args.inputdir, args.modeldir, args.bed, args.outputfile,
+                          tf=args.factor, bigwig=args.bigwig, batch_size=args.batch,
+                          threads=args.threads, force=args.force, stores_dir=args.stores,
+                          checkpoint=args.checkpoint, compute_dtype=args.dtype)
+    print(format_summary(summary))
+    return 0

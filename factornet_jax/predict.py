@@ -1,0 +1,578 @@
+"""Genome-scale prediction: score every interval of a BED file -> bedGraph.gz (and bigWig).
+
+    summary = predict_bed("stores/CellC.zarr", "models/CTCF", "ladder.bed.gz",
+                          "pred/CellC.CTCF.bedGraph.gz", tf="CTCF", bigwig="pred/CellC.CTCF.bw")
+
+What a score is (FactorNet's predict.py semantics)
+    Each interval is scored on the ``seq_len`` window centred on its midpoint
+    ``(start + end) // 2`` (for 200-bp ladder bins this is ``labels.window_starts``); GENCODE
+    flags, for models that use them, are those of the 200-bp bin centred there. Intervals
+    sharing a base with the exclusion zone (``labels.exclusion_zone``: the blacklist widened
+    by ``seq_len`` and the first / last ``seq_len`` bp of each chromosome), or whose window
+    runs off the chromosome, are not run through the model and score 0.
+One TF per output file
+    As in FactorNet, a file holds one TF's scores. A multi-task model needs ``tf`` (-f) to say
+    which one; a single-task model's TF is implied. (One column per TF would make a file that
+    `factornet evaluate` and every bedGraph reader silently read as the first TF only.)
+Streaming, bounded memory
+    The BED (plain or gzipped, any size) is read in blocks of ``BLOCK_LINES`` lines, twice: a
+    first cheap pass checks every line (columns, coordinates, chromosomes in the store, order
+    when a bigWig is asked for) and counts the bins, so a bad line 40 M lines down fails in
+    seconds, not after hours of prediction; the second pass scores the blocks. Batches are
+    assembled in host threads several batches ahead of the device and run through the
+    training code's evaluation step (``training.make_steps``: one jit-compiled forward of a
+    fixed batch shape, sharded over every local device on a ("data",) mesh); the last batch of
+    each block is padded. `pipeline.BatchLoader` is not reused because it holds a whole pass
+    of examples in memory and restarts its prefetch per pass; prediction streams an unbounded
+    BED and keeps its prefetch running across blocks.
+Output
+    A gzipped bedGraph ``chrom start end score`` in the input order (the input coordinates,
+    the score with ``%.6g``), written to a temporary file beside the target and renamed into
+    place when complete. An existing output is refused unless ``force=True`` (-oc/--force).
+    The optional bigWig needs a BED sorted by chromosome (each chromosome in one run) and
+    start; since ladder bins overlap (200-bp bins at 50-bp steps), each interval contributes
+    its central ``STRIDE`` (50) bp ``[mid - 25, mid + 25)`` (clipped to the interval, and
+    cut to start after the previous entry): on the ladder these tile the scored region, each
+    50-bp step carrying the score of the bin centred on it.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import itertools
+import os
+import secrets
+import time
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from factornet_jax.bed import unknown_chrom_message
+from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
+from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone, gencode_flags
+from factornet_jax.progress import Progress
+
+BLOCK_LINES = 100_000
+DEFAULT_BATCH_SIZE = 512
+_GZIP_MAGIC = b"\x1f\x8b"
+_SKIP_PREFIXES = ("track", "browser", "#")
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    """What one prediction run did."""
+    out_path: str               # the bedGraph.gz written
+    bigwig_path: str | None     # the bigWig written, if asked for
+    tf: str                     # the TF scored
+    n_bins: int                 # intervals in the BED (= lines written)
+    n_windows: int              # intervals run through the model
+    n_excluded: int             # intervals scored 0 (exclusion zone, window off the chromosome)
+    batch_size: int             # global batch (windows per compiled call)
+    devices: int                # devices the batch was split over
+    seconds: float              # wall time of the whole run
+    windows_per_second: float   # n_windows / seconds of the scoring pass
+
+
+@dataclass(frozen=True)
+class BedBlock:
+    """Up to BLOCK_LINES intervals of a BED file.
+
+    chroms: (N,) str; starts, ends: (N,) int64; lines: (N,) int64, 1-based file line numbers.
+    """
+    chroms: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    lines: np.ndarray
+
+    def __len__(self):
+        return len(self.starts)
+
+
+# ------------------------------------------------------------------ BED streaming
+
+def _open_bed(path):
+    """Binary handle of a plain or gzipped file (gzip detected by its magic bytes)."""
+    path = Path(path)
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found; check the -b path") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, expected a BED file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read file ({exc.strerror})") from None
+    if handle.read(2) == _GZIP_MAGIC:
+        handle.close()
+        return gzip.open(path, "rb")
+    handle.seek(0)
+    return handle
+
+
+def _bad_line(path, line_no, line):
+    """Raise the InputFileError that explains why one BED line does not parse."""
+    fields = line.split()
+    if len(fields) < 3:
+        raise InputFileError(path, f"expected at least 3 columns (chrom start end), found "
+                                   f"{len(fields)}", line_no)
+    for column, text in ((2, fields[1]), (3, fields[2])):
+        try:
+            int(text)
+        except ValueError:
+            raise InputFileError(path, f"column {column} is not an integer coordinate: "
+                                       f"'{text}'", line_no) from None
+    start, end = int(fields[1]), int(fields[2])
+    if start < 0:
+        raise InputFileError(path, f"negative start coordinate: {start}", line_no)
+    raise InputFileError(path, f"end {end} is not after start {start} (BED intervals are "
+                               "half-open and not empty)", line_no)
+
+
+def _parse_block(path, raw_lines, first_line):
+    """Raw byte lines -> BedBlock of the data lines (track/browser/# and blank lines skipped)."""
+    try:
+        text = [line.decode("utf-8") for line in raw_lines]
+    except UnicodeDecodeError:
+        bad = next(i for i, line in enumerate(raw_lines) if not _decodes(line))
+        raise InputFileError(path, "not a text file (undecodable bytes)", first_line + bad) from None
+    keep = [i for i, line in enumerate(text)
+            if line.strip() and not line.lstrip().startswith(_SKIP_PREFIXES)]
+    fields = [text[i].split(None, 3) for i in keep]
+    lines = first_line + np.asarray(keep, np.int64)
+    try:
+        if any(len(f) < 3 for f in fields):
+            raise ValueError
+        starts = np.asarray([f[1] for f in fields]).astype(np.int64) if fields else np.zeros(0, np.int64)
+        ends = np.asarray([f[2] for f in fields]).astype(np.int64) if fields else np.zeros(0, np.int64)
+    except (ValueError, OverflowError):
+        for i, f in zip(keep, fields):
+            try:
+                if len(f) < 3:
+                    raise ValueError
+                int(f[1]), int(f[2])
+            except ValueError:
+                _bad_line(path, first_line + i, text[i])
+        raise InputFileError(path, "could not parse this block of lines as BED", first_line) from None
+    bad = np.flatnonzero((starts < 0) | (ends <= starts))
+    if bad.size:
+        i = bad[0]
+        _bad_line(path, int(lines[i]), text[keep[i]])
+    chroms = np.asarray([f[0] for f in fields]) if fields else np.zeros(0, "U1")
+    return BedBlock(chroms, starts, ends, lines)
+
+
+def _decodes(line):
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def iter_bed_blocks(path, block_lines=BLOCK_LINES):
+    """Yield BedBlocks of at most `block_lines` file lines each, in file order.
+
+    Memory stays bounded by one block whatever the file size. Errors (missing file, truncated
+    gzip, malformed line) are InputFileErrors naming the file and line.
+    """
+    line_no = 1
+    with _open_bed(path) as handle:
+        while True:
+            try:
+                raw = list(itertools.islice(handle, block_lines))
+            except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+                raise InputFileError(path, "truncated or corrupt gzip file; compress or download "
+                                           "it again", line_no) from None
+            if not raw:
+                return
+            yield _parse_block(path, raw, line_no)
+            line_no += len(raw)
+
+
+@dataclass
+class BedScan:
+    """What the checking pass learnt about a BED file."""
+    n_bins: int
+    chrom_order: list            # chromosomes in order of first appearance
+    sorted_runs: bool            # each chromosome in one run, starts non-decreasing
+
+
+def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES):
+    """Check every interval of `path` against `chrom_sizes`; count them (one streaming pass).
+
+    Raises InputFileError naming the file and line for an unknown chromosome, an interval
+    past the chromosome end, a malformed line, an empty file, or (`need_sorted`, for
+    --bigwig) an interval out of order.
+    """
+    n_bins, order, seen = 0, [], set()
+    last_chrom, last_start, sorted_runs = None, -1, True
+    for block in iter_bed_blocks(path, block_lines):
+        if not len(block):
+            continue
+        names, first = np.unique(block.chroms, return_index=True)
+        for name in names[np.argsort(first)]:
+            name = str(name)
+            if name not in chrom_sizes:
+                i = int(np.argmax(block.chroms == name))
+                raise InputFileError(path, unknown_chrom_message(name, chrom_sizes, "cell store"),
+                                     int(block.lines[i]))
+        sizes = np.fromiter((chrom_sizes[c] for c in block.chroms), np.int64, len(block))
+        past = np.flatnonzero(block.ends > sizes)
+        if past.size:
+            i = past[0]
+            raise InputFileError(path, f"interval ends at {block.ends[i]}, past the end of "
+                                       f"{block.chroms[i]} (size {sizes[i]}); check that the BED "
+                                       "and the stores use the same genome build",
+                                 int(block.lines[i]))
+        # order: chromosome runs and starts within each run
+        change = np.flatnonzero(np.concatenate([[block.chroms[0] != last_chrom],
+                                                block.chroms[1:] != block.chroms[:-1]]))
+        for i in change:
+            name = str(block.chroms[i])
+            if name in seen:
+                if sorted_runs and need_sorted:
+                    raise InputFileError(path, f"--bigwig needs a BED sorted by chromosome and "
+                                               f"start, but {name} comes back here after other "
+                                               "chromosomes; sort it (sort -k1,1 -k2,2n) or drop "
+                                               "--bigwig", int(block.lines[i]))
+                sorted_runs = False
+            else:
+                seen.add(name)
+                order.append(name)
+        prev = np.concatenate([[last_start], block.starts[:-1]])
+        prev[change] = -1
+        down = np.flatnonzero(block.starts < prev)
+        if down.size:
+            if need_sorted:
+                i = down[0]
+                raise InputFileError(path, f"--bigwig needs a BED sorted by chromosome and start, "
+                                           f"but start {block.starts[i]} follows {prev[i]}; sort "
+                                           "it (sort -k1,1 -k2,2n) or drop --bigwig",
+                                     int(block.lines[i]))
+            sorted_runs = False
+        last_chrom, last_start = str(block.chroms[-1]), int(block.starts[-1])
+        n_bins += len(block)
+    if not n_bins:
+        raise InputFileError(path, "no intervals found; expected BED lines 'chrom start end'")
+    return BedScan(n_bins, order, sorted_runs)
+
+
+# ------------------------------------------------------------------ model and store checks
+
+def check_model_store(model, store, tf=None):
+    """The TF column to score; raises FactorNetError when store and model do not fit."""
+    if store.track_names != model.track_names:
+        raise FactorNetError(f"-i {store.path}: its signal tracks {store.track_names} differ from "
+                             f"the tracks model {model.model_dir} was trained on "
+                             f"{model.track_names}; build the store from the same bigwig.txt names")
+    if "meta" in model.features or model.model_config.num_meta:
+        if store.meta_names != model.meta_names:
+            raise FactorNetError(f"-i {store.path}: its meta features {store.meta_names} differ "
+                                 f"from model {model.model_dir}'s {model.meta_names}; build the "
+                                 "store with the same meta.txt names")
+    if model.model_config.use_gencode and not store.genome.has_annotations:
+        raise FactorNetError(f"-m {model.model_dir}: a GENCODE model needs the annotations in the "
+                             f"genome store {store.genome.path}; add them with `factornet "
+                             "preprocess build ... --annotations DIR`")
+    if tf is None:
+        if len(model.tfs) > 1:
+            raise ConfigError(f"-f: model {model.model_dir} predicts {len(model.tfs)} TFs "
+                              f"({', '.join(model.tfs)}); choose one with -f (one TF per file)")
+        return 0
+    if tf not in model.tfs:
+        raise ConfigError(f"-f {tf}: not a TF of model {model.model_dir} "
+                          f"({', '.join(model.tfs)})")
+    return model.tfs.index(tf)
+
+
+def _check_output(path, force, flag):
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a directory; give a file name")
+    if path.exists() and not force:
+        raise ConfigError(f"{flag} {path}: exists; use -oc/--force to overwrite it")
+
+
+def _tmp_path(path):
+    path = Path(path)
+    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+# ------------------------------------------------------------------ batches
+
+@functools.lru_cache(maxsize=8)
+def _eval_step(model_config, n_devices, compute_dtype):
+    """The training code's jitted eval step over a ("data",) mesh of every device, kept per
+    architecture so repeated predictions (one per TF, per cell line) compile once per shape."""
+    import jax
+
+    from factornet_jax.model import make_model
+    from factornet_jax.training import make_steps
+    mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    # the train step (and so the optimizer) is never used here
+    _, eval_step, data_sharding, replicated = make_steps(make_model(model_config), None, mesh,
+                                                         compute_dtype)
+    return eval_step, data_sharding, replicated
+
+
+@dataclass
+class _OpenBlock:
+    """A block being scored: its scores fill in as batches come back."""
+    block: BedBlock
+    scores: np.ndarray          # (N,) float32, 0 where not scored
+    remaining: int              # batches not yet scored
+
+
+@dataclass(frozen=True)
+class _Task:
+    owner: _OpenBlock
+    rows: np.ndarray            # (n,) indices into the block
+    chroms: np.ndarray          # (n,) str
+    bin_starts: np.ndarray      # (n,) int64, start of the 200-bp bin centred on the interval
+
+
+def _make_batch(store, task, batch_size, seq_len, use_meta, annotations):
+    """One padded batch dict as the evaluation step takes it (keys as pipeline.BatchLoader's).
+
+    codes (B, L) uint8 (4 on padding rows), signal (B, L, S) float32, meta (B, M) and gencode
+    (B, 6) float32 when the model uses them.
+    """
+    n = len(task.rows)
+    window_starts = task.bin_starts + BIN_SIZE // 2 - seq_len // 2
+    codes, signal = store.fetch_batch(task.chroms, window_starts, seq_len, pad=True, as_codes=True)
+    batch = {"codes": np.full((batch_size, seq_len), 4, np.uint8),
+             "signal": np.zeros((batch_size, seq_len, store.num_tracks), np.float32)}
+    batch["codes"][:n], batch["signal"][:n] = codes, signal
+    if use_meta:
+        batch["meta"] = np.zeros((batch_size, len(store.meta_values)), np.float32)
+        batch["meta"][:n] = store.meta_values
+    if annotations is not None:
+        batch["gencode"] = np.zeros((batch_size, 6), np.float32)
+        batch["gencode"][:n] = gencode_flags(annotations, task.chroms, task.bin_starts)
+    return batch
+
+
+def _usable(block, zone, chrom_sizes, seq_len):
+    """(N,) bool: interval clear of the exclusion zone and its window inside the chromosome."""
+    mids = (block.starts + block.ends) // 2
+    window = mids - seq_len // 2
+    sizes = np.fromiter((chrom_sizes[c] for c in block.chroms), np.int64, len(block))
+    inside = (window >= 0) & (window + seq_len <= sizes)
+    return inside & ~zone.overlaps(block.chroms, block.starts, block.ends)
+
+
+# ------------------------------------------------------------------ writers
+
+def _format_lines(block, scores):
+    """bedGraph text of a block: chrom, start, end (as given), score with %.6g."""
+    return "".join(f"{c}\t{s}\t{e}\t{v:.6g}\n" for c, s, e, v in
+                   zip(block.chroms.tolist(), block.starts.tolist(), block.ends.tolist(),
+                       scores.tolist()))
+
+
+class _BigWigWriter:
+    """Streams the central 50 bp of each (sorted) interval into a bigWig."""
+
+    def __init__(self, path, chrom_order, chrom_sizes):
+        import pyBigWig
+        self.handle = pyBigWig.open(str(path), "w")
+        if self.handle is None:
+            raise FactorNetError(f"--bigwig {path}: cannot create the file")
+        # pyBigWig wants entries in header order: the BED's chromosomes first, as they come
+        header = list(chrom_order) + [c for c in chrom_sizes if c not in set(chrom_order)]
+        self.handle.addHeader([(c, int(chrom_sizes[c])) for c in header])
+        self.last_chrom, self.last_end = None, 0
+
+    def add(self, block, scores):
+        mids = (block.starts + block.ends) // 2
+        lo = np.maximum(block.starts, mids - STRIDE // 2)
+        hi = np.minimum(block.ends, mids - STRIDE // 2 + STRIDE)
+        cuts = np.flatnonzero(block.chroms[1:] != block.chroms[:-1]) + 1
+        for part in np.split(np.arange(len(block)), cuts):
+            if not part.size:
+                continue
+            chrom = str(block.chroms[part[0]])
+            if chrom != self.last_chrom:
+                self.last_chrom, self.last_end = chrom, 0
+            start = lo[part].copy()
+            end = hi[part]
+            # each entry starts after the previous one ended (overlapping central spans)
+            reach = np.maximum.accumulate(np.concatenate([[self.last_end], end]))[:-1]
+            start = np.maximum(start, reach)
+            keep = end > start
+            if keep.any():
+                self.handle.addEntries([chrom] * int(keep.sum()), start[keep].tolist(),
+                                       ends=end[keep].tolist(),
+                                       values=scores[part][keep].astype(np.float64).tolist())
+                self.last_end = int(end[keep][-1])
+
+    def close(self):
+        self.handle.close()
+
+
+# ------------------------------------------------------------------ the run
+
+def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
+                batch_size=DEFAULT_BATCH_SIZE, threads=2, prefetch=4, force=False,
+                stores_dir="stores", checkpoint="best", compute_dtype="float32",
+                block_lines=BLOCK_LINES, progress=None) -> PredictSummary:
+    """Score every interval of `bed_path` with the model in `model_dir` on `cell_store`.
+
+    Parameters
+    ----------
+    cell_store : a cell store path, or a cell folder whose store was built into `stores_dir`
+    model_dir : a model directory (config.json + best.npz / final.npz)
+    bed_path : BED3+ file, plain or gzipped, any size, any order (sorted for `bigwig`)
+    out_path : the gzipped bedGraph to write (chrom, start, end, score), input order
+    tf : the TF to score; required when the model has several
+    bigwig : optional bigWig path (central 50 bp of each interval, see the module docstring)
+    batch_size : windows per compiled call over all devices (rounded up to a multiple of the
+        device count; lowered to the BED's size for small files)
+    threads : host threads assembling batches; prefetch : batches prepared ahead
+    force : overwrite existing outputs
+    checkpoint : "best" or "final" parameters; compute_dtype : "float32" or "bfloat16"
+    progress : show a progress bar (None: when stderr is a terminal)
+
+    Returns
+    -------
+    PredictSummary
+    """
+    import jax
+
+    from factornet_jax.modeldir import load_model
+    from factornet_jax.reader import open_cell_store
+    from factornet_jax.training import global_batch, resolve_store
+
+    t_start = time.perf_counter()
+    if batch_size < 1:
+        raise ConfigError(f"--batch {batch_size}: must be at least 1")
+    if threads < 1:
+        raise ConfigError(f"--threads {threads}: must be at least 1")
+    if compute_dtype not in ("float32", "bfloat16"):
+        raise ConfigError(f"--dtype {compute_dtype}: must be float32 or bfloat16")
+    _check_output(out_path, force, "-o")
+    if bigwig is not None:
+        _check_output(bigwig, force, "--bigwig")
+        if Path(bigwig).resolve() == Path(out_path).resolve():
+            raise ConfigError("--bigwig and -o name the same file")
+    if Path(bed_path).exists() and Path(out_path).resolve() == Path(bed_path).resolve():
+        raise ConfigError(f"-o {out_path}: is the input BED (-b)")
+
+    model = load_model(model_dir, which=checkpoint)
+    store = open_cell_store(resolve_store(cell_store, stores_dir))
+    task_index = check_model_store(model, store, tf)
+    tf_name = model.tfs[task_index]
+    cfg = model.model_config
+    seq_len = cfg.seq_len
+    scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bigwig is not None,
+                    block_lines=block_lines)
+
+    n_devices = jax.device_count()
+    batch_size = min(batch_size, scan.n_bins)
+    batch_size = -(-batch_size // n_devices) * n_devices
+    eval_step, data_sharding, replicated = _eval_step(cfg, n_devices, compute_dtype)
+    params = jax.device_put(model.params, replicated)
+    zone = exclusion_zone(store.genome.blacklist(), store.chrom_sizes, seq_len)
+    annotations = store.genome.annotations() if cfg.use_gencode else None
+    use_meta = bool(cfg.num_meta)
+
+    def tasks():
+        """Blocks of the BED -> batch tasks (a block with no usable row yields none)."""
+        for block in iter_bed_blocks(bed_path, block_lines):
+            usable = np.flatnonzero(_usable(block, zone, store.chrom_sizes, seq_len))
+            n_batches = -(-len(usable) // batch_size)
+            owner = _OpenBlock(block, np.zeros(len(block), np.float32), n_batches)
+            open_blocks.append(owner)
+            bar.update(len(block) - len(usable))
+            mids = (block.starts + block.ends) // 2
+            for lo in range(0, len(usable), batch_size):
+                rows = usable[lo: lo + batch_size]
+                yield _Task(owner, rows, block.chroms[rows], mids[rows] - BIN_SIZE // 2)
+
+    out_path, tmp = Path(out_path), _tmp_path(out_path)
+    bw_tmp = _tmp_path(bigwig) if bigwig is not None else None
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if bigwig is not None:
+        Path(bigwig).parent.mkdir(parents=True, exist_ok=True)
+    open_blocks = deque()
+    n_windows = 0
+    t_scoring = time.perf_counter()
+    bw_writer = None
+    try:
+        bw_writer = _BigWigWriter(bw_tmp, scan.chrom_order, store.chrom_sizes) if bigwig else None
+        with open(tmp, "xb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz, \
+                Progress(f"predict {tf_name}", total=scan.n_bins, unit="bins",
+                         enabled=progress) as bar, \
+                ThreadPoolExecutor(threads, thread_name_prefix="predict") as pool:
+
+            def flush():
+                while open_blocks and open_blocks[0].remaining == 0:
+                    done = open_blocks.popleft()
+                    gz.write(_format_lines(done.block, done.scores).encode("utf-8"))
+                    if bw_writer is not None:
+                        bw_writer.add(done.block, done.scores)
+
+            def collect(entry):
+                task, probs = entry
+                values = np.asarray(jax.device_get(probs))[: len(task.rows), task_index]
+                task.owner.scores[task.rows] = values
+                task.owner.remaining -= 1
+                bar.update(len(task.rows))
+
+            source = tasks()
+            host = deque()      # (task, future of its batch), in order
+            for task in itertools.islice(source, max(prefetch, threads)):
+                host.append((task, pool.submit(_make_batch, store, task, batch_size, seq_len,
+                                               use_meta, annotations)))
+            flush()
+            on_device = None    # the previous batch's (task, probs): collected after the next dispatch
+            while host:
+                task, future = host.popleft()
+                nxt = next(source, None)
+                if nxt is not None:
+                    host.append((nxt, pool.submit(_make_batch, store, nxt, batch_size, seq_len,
+                                                  use_meta, annotations)))
+                probs = eval_step(params, global_batch(future.result(), data_sharding))
+                n_windows += len(task.rows)
+                if on_device is not None:
+                    collect(on_device)
+                on_device = (task, probs)
+                flush()
+            if on_device is not None:
+                collect(on_device)
+            flush()
+            assert not open_blocks, "every block is written once its batches are scored"
+        if bw_writer is not None:
+            bw_writer.close()
+            bw_writer = None
+        scoring_seconds = time.perf_counter() - t_scoring
+        if bigwig is not None:
+            os.replace(bw_tmp, bigwig)
+        os.replace(tmp, out_path)
+    except BaseException:
+        if bw_writer is not None:
+            try:
+                bw_writer.close()
+            except RuntimeError:
+                pass
+        for path in (tmp, bw_tmp):
+            if path is not None and os.path.exists(path):
+                os.unlink(path)
+        raise
+    seconds = time.perf_counter() - t_start
+    return PredictSummary(str(out_path), None if bigwig is None else str(bigwig), tf_name,
+                          scan.n_bins, n_windows, scan.n_bins - n_windows, batch_size, n_devices,
+                          seconds, n_windows / max(scoring_seconds, 1e-9))
+
+
+def format_summary(summary: PredictSummary) -> str:
+    """The one-line summary the CLI prints."""
+    extra = f" and {summary.bigwig_path}" if summary.bigwig_path else ""
+    return (f"predict: {summary.n_bins:,} bins of {summary.tf} ({summary.n_windows:,} windows "
+            f"scored, {summary.n_excluded:,} excluded -> 0) in {summary.seconds:.1f} s, "
+            f"{summary.windows_per_second:,.0f} windows/s on {summary.devices} device(s); "
+            f"wrote {summary.out_path}{extra}")

@@ -1,0 +1,283 @@
+"""`factornet predict`: scores against LoadedModel.predict on hand-fetched windows, exclusion
+zone, GENCODE flags, order, output formats and the user errors."""
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
+
+TRACKS = ("Unique35", "DGF")
+META = ("GEPC1", "GEPC2", "GEPC3")
+SEQ_LEN = 200
+BATCH = 64
+
+
+def write_model(folder, num_tasks, tfs, meta=True, gencode=False, params=None,
+                track_names=TRACKS, meta_names=META):
+    """A model dir with fresh parameters (or `params`); returns (folder, params)."""
+    from factornet_jax import modeldir
+    from factornet_jax.model import ModelConfig, init_params
+    cfg = ModelConfig(seq_len=SEQ_LEN, track_names=track_names, num_tasks=num_tasks,
+                      num_meta=len(meta_names) if meta else 0, use_gencode=gencode, kernels=4,
+                      recurrent=4, dense=8)
+    if params is None:
+        params = init_params(cfg, 3)
+    features = ["bigwig"] + (["meta"] if meta else []) + (["gencode"] if gencode else [])
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    modeldir.write_config(folder, modeldir.make_config(cfg, tfs, track_names,
+                                                       meta_names if meta else (), features))
+    modeldir.save_params(folder / "best.npz", params)
+    return folder, params
+
+
+def write_bed(path, rows, header=""):
+    text = header + "".join(f"{c}\t{s}\t{e}\n" for c, s, e in rows)
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wt") as handle:
+            handle.write(text)
+    else:
+        Path(path).write_text(text)
+    return path
+
+
+def ladder(chrom, first, last, step=50, width=200):
+    return [(chrom, s, s + width) for s in range(first, last, step)]
+
+
+def oracle(store_path, model_dir, rows, task, excluded, gencode=None):
+    """Expected scores: LoadedModel.predict on windows fetched one by one, 0 where excluded."""
+    from factornet_jax.modeldir import load_model
+    from factornet_jax.reader import open_cell_store
+    cs = open_cell_store(store_path)
+    model = load_model(model_dir)
+    expect = np.zeros(len(rows))
+    use = np.flatnonzero(~excluded)
+    windows = [cs.fetch(rows[i][0], (rows[i][1] + rows[i][2]) // 2 - SEQ_LEN // 2,
+                        (rows[i][1] + rows[i][2]) // 2 + SEQ_LEN // 2) for i in use]
+    onehot = np.stack([w[0] for w in windows])
+    signal = np.stack([w[1] for w in windows])
+    meta = np.tile(cs.meta_values, (len(use), 1)) if model.meta_names else None
+    probs = model.predict(onehot, signal, meta=meta,
+                          gencode=None if gencode is None else gencode[use], batch_size=BATCH)
+    expect[use] = probs[:, task]
+    return expect
+
+
+def read_rows(path):
+    """(chrom, start, end, score) rows of a written bedGraph.gz, in file order."""
+    with gzip.open(path, "rt") as handle:   # also proves it is complete, valid gzip
+        return [(c, int(s), int(e), float(v)) for c, s, e, v in
+                (line.split("\t") for line in handle.read().splitlines())]
+
+
+@pytest.fixture(scope="module")
+def multitask_model(tmp_path_factory):
+    folder, params = write_model(tmp_path_factory.mktemp("models") / "multi", 2, ["TFA", "TFB"])
+    return {"dir": folder, "params": params}
+
+
+@pytest.fixture(scope="module")
+def blacklisted_stores(tiny_inputs, tmp_path_factory):
+    """CellA built with a blacklist on chr2 and the six GENCODE annotation BEDs."""
+    from factornet_jax.build import BuildRequest, build_stores
+    root = tmp_path_factory.mktemp("bl_stores")
+    blacklist = write_bed(root / "blacklist.bed.gz", [("chr2", 10_000, 10_500)])
+    rng = np.random.default_rng(11)
+    ann = root / "annotations"
+    ann.mkdir()
+    for name in ("cpg", "cds", "intron", "promoter", "utr5", "utr3"):
+        starts = np.sort(rng.integers(0, 33_000, 15))
+        write_bed(ann / f"{name}.bed", [("chr2", int(s), int(s) + int(rng.integers(50, 300)))
+                                        for s in starts])
+    build_stores(BuildRequest(cell_dirs=(str(tiny_inputs["cells"][0]),),
+                              genome=str(tiny_inputs["fasta"]), stores_dir=str(root / "stores"),
+                              blacklist=str(blacklist), annotations=str(ann), chunk_bases=4096))
+    return {"store": root / "stores" / "CellA.zarr", "annotations": ann}
+
+
+def test_scores_match_loaded_model_in_input_order(tiny_stores, multitask_model, tmp_path):
+    from factornet_jax.evaluate import read_predictions
+    from factornet_jax.predict import predict_bed
+    sizes = {"chr2": 33_333, "chr11": 20_000}
+    rows = (ladder("chr2", 0, 1_500) + ladder("chr11", 19_000, 19_801)
+            + ladder("chr2", 32_900, 33_134) + [("chr11", 5_003, 5_120)])   # a 117-bp interval
+    order = np.random.default_rng(0).permutation(len(rows))
+    rows = [rows[i] for i in order]                          # any order is accepted
+    bed = write_bed(tmp_path / "bins.bed", rows, header="track name=bins\n# comment\n")
+    store = tiny_stores["cell_stores"][1]
+    out = tmp_path / "out" / "pred.bedGraph.gz"
+    summary = predict_bed(store, multitask_model["dir"], bed, out, tf="TFB", batch_size=BATCH,
+                          threads=2, block_lines=37)
+    # the exclusion zone without a blacklist: the first and last seq_len bp of each chromosome
+    excluded = np.array([s < SEQ_LEN or e > sizes[c] - SEQ_LEN for c, s, e in rows])
+    expect = oracle(store, multitask_model["dir"], rows, 1, excluded)
+    got = read_rows(out)
+    assert [r[:3] for r in got] == [tuple(r) for r in rows]
+    np.testing.assert_allclose([r[3] for r in got], expect, rtol=2e-6, atol=1e-7)
+    assert (expect[~excluded] > 0).all() and (np.array([r[3] for r in got])[excluded] == 0).all()
+    assert summary.n_bins == len(rows) and summary.n_excluded == excluded.sum()
+    assert summary.n_windows == (~excluded).sum() and summary.tf == "TFB"
+    assert summary.batch_size % summary.devices == 0
+    parsed = read_predictions(out)                            # the evaluate command's reader
+    assert sorted(parsed) == ["chr11", "chr2"]
+    assert len(parsed["chr2"]) + len(parsed["chr11"]) == len(rows)
+    assert list(out.parent.iterdir()) == [out]                # no temporary file left behind
+
+
+def test_blacklist_zero_gencode_flags_and_bigwig(blacklisted_stores, tmp_path):
+    import pyBigWig
+
+    from factornet_jax.bed import read_bed
+    from factornet_jax.intervals import IntervalSet
+    from factornet_jax.labels import gencode_flags
+    from factornet_jax.predict import predict_bed
+    model_dir, _ = write_model(tmp_path / "gencode", 1, ["TFA"], meta=False, gencode=True)
+    rows = ladder("chr2", 8_000, 13_000)
+    bed = write_bed(tmp_path / "ladder.bed.gz", rows)
+    out, bw = tmp_path / "p.bedGraph.gz", tmp_path / "p.bw"
+    summary = predict_bed(blacklisted_stores["store"], model_dir, bed, out, bigwig=bw,
+                          batch_size=BATCH)
+    starts = np.array([r[1] for r in rows])
+    # blacklist [10000, 10500) widened by seq_len on both sides
+    excluded = (starts < 10_500 + SEQ_LEN) & (starts + 200 > 10_000 - SEQ_LEN)
+    annotations = {name: IntervalSet.from_records(read_bed(path)) for name, path in
+                   ((n, blacklisted_stores["annotations"] / f"{n}.bed") for n in
+                    ("cpg", "cds", "intron", "promoter", "utr5", "utr3"))}
+    flags = gencode_flags(annotations, np.full(len(rows), "chr2"), starts)
+    assert 0 < flags.any(axis=1).sum() < len(rows)            # the flags do vary
+    expect = oracle(blacklisted_stores["store"], model_dir, rows, 0, excluded, gencode=flags)
+    scores = np.array([r[3] for r in read_rows(out)])
+    assert excluded.sum() == 21 and (scores[excluded] == 0).all()
+    np.testing.assert_allclose(scores, expect, rtol=2e-6, atol=1e-7)
+    assert summary.n_excluded == 21
+    # bigWig: the central 50 bp of every bin, tiling the ladder
+    handle = pyBigWig.open(str(bw))
+    entries = handle.intervals("chr2")
+    handle.close()
+    assert [(s, e) for s, e, _ in entries] == [(r[1] + 75, r[1] + 125) for r in rows]
+    np.testing.assert_allclose([v for _, _, v in entries], expect, rtol=2e-6, atol=1e-7)
+
+
+def test_bigwig_central_spans_of_uneven_sorted_intervals(tiny_stores, multitask_model, tmp_path):
+    """Overlapping central spans are cut to start after the previous entry."""
+    import pyBigWig
+
+    from factornet_jax.predict import predict_bed
+    rows = [("chr2", 1_000, 1_200), ("chr2", 1_000, 1_400), ("chr2", 1_010, 1_030),
+            ("chr2", 5_000, 5_030), ("chr11", 700, 900)]
+    bed = write_bed(tmp_path / "b.bed", rows)
+    out, bw = tmp_path / "p.bedGraph.gz", tmp_path / "p.bw"
+    predict_bed(tiny_stores["cell_stores"][0], multitask_model["dir"], bed, out, tf="TFA",
+                bigwig=bw, batch_size=BATCH)
+    scores = [r[3] for r in read_rows(out)]
+    handle = pyBigWig.open(str(bw))
+    assert list(handle.chroms()) == ["chr2", "chr11", "chr1"]   # the BED's order first
+    got = handle.intervals("chr2") + handle.intervals("chr11")
+    handle.close()
+    # spans [1075,1125), [1175,1225), [1010,1030)->dropped, [5000,5030), [775,825)
+    assert [(s, e) for s, e, _ in got] == [(1075, 1125), (1175, 1225), (5000, 5030), (775, 825)]
+    np.testing.assert_allclose([v for _, _, v in got], [scores[i] for i in (0, 1, 3, 4)], rtol=1e-6)
+
+
+def test_cli_runs_and_refuses_existing_output(tiny_stores, multitask_model, tmp_path, capsys):
+    from factornet_jax.cli import build_parser, run_command
+    bed = write_bed(tmp_path / "b.bed", ladder("chr1", 1_000, 2_000))
+    out = tmp_path / "p.bedGraph.gz"
+    argv = ["predict", "-i", str(tiny_stores["cell_stores"][0]), "-m",
+            str(multitask_model["dir"]), "-f", "TFA", "-b", str(bed), "-o", str(out),
+            "--batch", str(BATCH)]
+    parser = build_parser(only=("predict",))
+    assert run_command(parser, argv) == 0
+    assert "windows/s" in capsys.readouterr().out
+    first = out.read_bytes()
+    assert run_command(parser, argv) == 2                    # exists, no -oc
+    assert "-oc" in capsys.readouterr().err
+    assert run_command(parser, argv + ["-oc"]) == 0
+    assert out.read_bytes() == first                         # deterministic bytes (mtime 0)
+    # a cell folder resolves to the store built into --stores
+    argv_folder = argv[:2] + [str(tiny_stores["cells"][0]), "--stores", str(tiny_stores["dir"])] \
+        + argv[3:] + ["-oc"]
+    assert run_command(parser, argv_folder) == 0
+    assert out.read_bytes() == first
+
+
+def test_multitask_model_needs_a_tf(tiny_stores, multitask_model, tmp_path):
+    from factornet_jax.predict import predict_bed
+    bed = write_bed(tmp_path / "b.bed", ladder("chr1", 1_000, 1_100))
+    store = tiny_stores["cell_stores"][0]
+    with pytest.raises(ConfigError, match="-f.*TFA, TFB"):
+        predict_bed(store, multitask_model["dir"], bed, tmp_path / "o.gz")
+    with pytest.raises(ConfigError, match="-f CTCF: not a TF.*TFA, TFB"):
+        predict_bed(store, multitask_model["dir"], bed, tmp_path / "o.gz", tf="CTCF")
+    assert not list(tmp_path.glob("*o.gz*"))
+
+
+def test_mismatched_tracks_and_meta_name_both_lists(tiny_stores, multitask_model, tmp_path):
+    from factornet_jax.predict import predict_bed
+    bed = write_bed(tmp_path / "b.bed", ladder("chr1", 1_000, 1_100))
+    store = tiny_stores["cell_stores"][0]
+    swapped, _ = write_model(tmp_path / "swapped", 2, ["TFA", "TFB"],
+                             params=multitask_model["params"], track_names=("DGF", "Unique35"))
+    with pytest.raises(FactorNetError, match=r"\['Unique35', 'DGF'\].*\['DGF', 'Unique35'\]"):
+        predict_bed(store, swapped, bed, tmp_path / "o.gz", tf="TFA")
+    other_meta, _ = write_model(tmp_path / "meta", 2, ["TFA", "TFB"],
+                                params=multitask_model["params"], meta_names=("PC1", "PC2", "PC3"))
+    with pytest.raises(FactorNetError, match=r"meta.*GEPC1.*PC1', 'PC2', 'PC3'\]"):
+        predict_bed(store, other_meta, bed, tmp_path / "o.gz", tf="TFA")
+
+
+def test_gencode_model_needs_genome_annotations(tiny_stores, tmp_path):
+    from factornet_jax.predict import predict_bed
+    model_dir, _ = write_model(tmp_path / "g", 1, ["TFA"], meta=False, gencode=True)
+    bed = write_bed(tmp_path / "b.bed", ladder("chr1", 1_000, 1_100))
+    with pytest.raises(FactorNetError, match="GENCODE.*--annotations"):
+        predict_bed(tiny_stores["cell_stores"][0], model_dir, bed, tmp_path / "o.gz")
+
+
+@pytest.mark.parametrize("rows, line, pattern", [
+    ([("chr1", 0, 200), ("chrX", 0, 200)], 4, "chrX.*not in the cell store"),
+    ([("chr1", 0, 200), ("1", 0, 200)], 4, "names it 'chr1'"),
+    ([("chr2", 33_200, 33_400)], 3, "past the end of chr2"),
+    ([("chr1", 500, 300)], 3, "end 300 is not after start 500"),
+    ([("chr1", "x", 300)], 3, "column 2 is not an integer"),
+])
+def test_bad_bed_lines_are_named(tiny_stores, multitask_model, tmp_path, rows, line, pattern):
+    from factornet_jax.predict import predict_bed
+    bed = write_bed(tmp_path / "b.bed.gz", rows, header="# header\n\n")
+    with pytest.raises(InputFileError, match=pattern) as err:
+        predict_bed(tiny_stores["cell_stores"][0], multitask_model["dir"], bed,
+                    tmp_path / "o.gz", tf="TFA")
+    assert f"b.bed.gz:{line}:" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.bed.gz"]
+
+
+def test_bigwig_needs_sorted_bed(tiny_stores, multitask_model, tmp_path):
+    from factornet_jax.predict import predict_bed
+    store, model = tiny_stores["cell_stores"][0], multitask_model["dir"]
+    cases = {"down.bed": [("chr1", 1_000, 1_200), ("chr1", 900, 1_100)],
+             "back.bed": [("chr1", 1_000, 1_200), ("chr2", 900, 1_100), ("chr1", 2_000, 2_200)]}
+    for name, rows in cases.items():
+        bed = write_bed(tmp_path / name, rows)
+        with pytest.raises(InputFileError, match=f"{name}:(2|3): --bigwig needs a BED sorted"):
+            predict_bed(store, model, bed, tmp_path / "o.gz", tf="TFA", bigwig=tmp_path / "o.bw")
+    assert not list(tmp_path.glob("*o.*"))
+
+
+def test_iter_bed_blocks_streams_gzip_with_line_numbers(tmp_path):
+    from factornet_jax.predict import iter_bed_blocks
+    rows = ladder("chr1", 0, 5_000)
+    bed = write_bed(tmp_path / "b.bed.gz", rows, header="browser x\n")
+    blocks = list(iter_bed_blocks(bed, block_lines=7))
+    assert max(len(b) for b in blocks) <= 7
+    assert np.concatenate([b.starts for b in blocks]).tolist() == [r[1] for r in rows]
+    assert np.concatenate([b.lines for b in blocks]).tolist() == list(range(2, len(rows) + 2))
+    truncated = tmp_path / "t.bed.gz"
+    truncated.write_bytes(bed.read_bytes()[:-20])
+    with pytest.raises(InputFileError, match="truncated or corrupt gzip"):
+        list(iter_bed_blocks(truncated))
+    with pytest.raises(InputFileError, match="file not found"):
+        list(iter_bed_blocks(tmp_path / "missing.bed"))
