@@ -100,7 +100,9 @@ class BinSet:
         return IntervalSet.from_arrays(self.chroms, self.starts, self.starts + bin_size)
 
 
-def exclusion_zone(blacklist: IntervalSet, chrom_sizes: Mapping[str, int], seq_len: int) -> IntervalSet:
+def exclusion_zone(
+    blacklist: IntervalSet, chrom_sizes: Mapping[str, int], seq_len: int
+) -> IntervalSet:
     """Blacklist widened by ``seq_len`` on both sides + the first/last ``seq_len`` bp of each
     chromosome (FactorNet's ``make_blacklist``). Blacklist intervals on chromosomes absent
     from ``chrom_sizes`` (alternative haplotypes, chrM, ...) are ignored.
@@ -173,9 +175,11 @@ def multitask_bins(
         if chrom not in chrom_sizes:
             raise FactorNetError(f"chromosome '{chrom}' is not in the chrom sizes")
         size = chrom_sizes[chrom]
-        union = merge_intervals(np.concatenate([p.get(chrom)[0] for p in conservative] + [_NONE]),
-                       np.concatenate([p.get(chrom)[1] for p in conservative] + [_NONE]))
-        starts = _grid_bins(*union, size, bin_size, stride, min_cover)
+        union_starts, union_ends = merge_intervals(
+            np.concatenate([p.get(chrom)[0] for p in conservative] + [_NONE]),
+            np.concatenate([p.get(chrom)[1] for p in conservative] + [_NONE]),
+        )
+        starts = _grid_bins(union_starts, union_ends, size, bin_size, stride, min_cover)
         starts = starts[~exclude.overlaps(chrom, starts, starts + bin_size)]
         labels = np.zeros((len(starts), num_tasks), np.uint8)
         for t, peaks in enumerate(conservative):

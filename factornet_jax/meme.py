@@ -179,7 +179,8 @@ def read_meme_file(path) -> MemeFile:
             except (KeyError, ValueError):
                 raise InputFileError(path, "matrix header needs 'alength= 4 w= N' with numbers", line_no) from None
             if alength != 4 or width < 1:
-                raise InputFileError(path, f"matrix header alength= {alength} w= {width}: need alength= 4 and w >= 1", line_no)
+                raise InputFileError(path, f"matrix header alength= {alength} w= {width}: "
+                                     "need alength= 4 and w >= 1", line_no)
             rows = []
             while len(rows) < width:
                 if i >= n:
@@ -193,7 +194,8 @@ def read_meme_file(path) -> MemeFile:
                 except ValueError:
                     raise InputFileError(path, f"motif {current[0]}: matrix row is not numbers", i) from None
                 if len(values) != 4:
-                    raise InputFileError(path, f"motif {current[0]}: matrix row has {len(values)} values, expected 4", i)
+                    raise InputFileError(path, f"motif {current[0]}: matrix row has {len(values)} values, "
+                                         "expected 4", i)
                 total = sum(values)
                 if min(values) < 0 or abs(total - 1) > ROW_SUM_TOLERANCE:
                     raise InputFileError(path, f"motif {current[0]}: matrix row sums to {total:.4f}, expected 1", i)

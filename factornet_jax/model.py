@@ -263,12 +263,13 @@ class FactorNet(nn.Module):
         perm = strand_swap_permutation(cfg.track_names)
         forward = jnp.concatenate([onehot, signal], axis=-1)
         reverse = jnp.concatenate([onehot[:, ::-1, ::-1], signal[:, ::-1][..., perm]], axis=-1)
-        x = jnp.concatenate([forward, reverse], axis=0)                    # (2N, L, 4 + S)
+        # interleave strands, rows [w0+, w0-, w1+, ...]: a batch sharded over "data" stays local
+        x = jnp.stack([forward, reverse], axis=1).reshape((2 * n,) + forward.shape[1:])   # (2N, L, 4 + S)
         extra = _extra_features(cfg, n, meta, gencode)
         if extra is not None:
-            extra = jnp.concatenate([extra, extra], axis=0)                 # same for both strands
+            extra = jnp.repeat(extra, 2, axis=0)                            # same for both strands
         logits = self.tower(x, extra, train)                                # (2N, T)
-        return jnp.transpose(logits.reshape(2, n, cfg.num_tasks), (1, 0, 2))
+        return logits.reshape(n, 2, cfg.num_tasks)
 
 
 def _extra_features(cfg, n, meta, gencode):

@@ -2,10 +2,14 @@
 
 Zarr-python's per-call overhead (~1 ms) is far above the cost of decoding one chunk, so
 windows are not sliced through zarr one at a time. Instead a batch is planned: the chunks
-its windows touch are listed, each is read and decoded once (Blosc straight through numcodecs,
-crc32c checked, several at a time in threads: Blosc releases the GIL), kept in a small LRU
-cache, and the windows are cut out of the decoded chunks. The arrays are the ones
-`stores.py` wrote with zarr; `tests/test_reader.py` checks both paths agree.
+its windows touch are listed (vectorised, per chromosome), each is read and decoded once
+(Blosc straight through numcodecs, crc32c checked, several at a time in threads: Blosc
+releases the GIL), kept in a small LRU cache, and the windows are cut out of the decoded
+chunks. The arrays are the ones `stores.py` wrote with zarr, in either layout zarr v3 has:
+one file per chunk, or shards (`sharding_indexed`: many chunks per file plus an index of
+(offset, nbytes) per chunk). A shard's index is read once and kept; its file stays open
+(a bounded LRU of descriptors), so reading a chunk is one `pread`. `tests/test_reader.py`
+checks the two paths (this one and zarr's) agree. Measurements: docs/BENCHMARKS.md.
 """
 import json
 import os
@@ -20,10 +24,84 @@ from factornet_jax.fasta import ONEHOT_OF_CODE
 from factornet_jax.stores import ATTR, CELL_FORMAT, FORMAT_VERSION, GENCODE_FEATURES, GENOME_FORMAT
 
 DEFAULT_CACHE_BYTES = 128 << 20
+_NO_CHUNK = np.uint64(2**64 - 1)  # shard index entry of a chunk that was never written
+
+
+def _codec_functions():
+    """(crc32c, blosc decompress, zstd decode), imported once on first use."""
+    global _CODECS
+    if _CODECS is None:
+        import google_crc32c
+        from numcodecs import Zstd, blosc
+        # Single-threaded contextual decode: no global Blosc lock, so our reader threads run
+        # in parallel (Blosc's own threads only add overhead on 8-64 kB chunks).
+        blosc.use_threads = False
+        _CODECS = (google_crc32c.value, blosc.decompress, Zstd().decode)
+    return _CODECS
+
+
+_CODECS = None
+
+
+class _OpenFiles:
+    """A bounded LRU of read-only descriptors of shard files, shared by every array.
+
+    `pread` holds the lock while it reads, so a descriptor is never closed under a reader
+    (the read itself is ~2 us; decoding, the bigger part, runs outside the lock).
+    """
+
+    def __init__(self, max_open):
+        self.max_open = max_open
+        self._fds = OrderedDict()
+        self._lock = threading.Lock()
+
+    def pread(self, path, nbytes, offset):
+        """nbytes bytes at offset (fewer at the end of the file); offset < 0 counts from the end."""
+        with self._lock:
+            fd = self._fds.get(path)
+            if fd is None:
+                fd = os.open(path, os.O_RDONLY)  # FileNotFoundError goes to the caller
+                self._fds[path] = fd
+                while len(self._fds) > self.max_open:
+                    os.close(self._fds.popitem(last=False)[1])
+            else:
+                self._fds.move_to_end(path)
+            if offset < 0:
+                offset = max(os.fstat(fd).st_size + offset, 0)
+            return os.pread(fd, nbytes, offset)
+
+    def close(self):
+        with self._lock:
+            while self._fds:
+                os.close(self._fds.popitem()[1])
+
+
+def _max_open_files():
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, ValueError, OSError):
+        soft = 1024
+    return int(max(16, min(512, soft // 4 if soft > 0 else 256)))
+
+
+_OPEN_FILES = _OpenFiles(_max_open_files())
+
+
+def _codec_names(codecs):
+    return [c["name"] for c in codecs]
+
+
+def _plain_codecs_ok(names):
+    return names[-1:] == ["crc32c"] and len(names) == 3 and names[1] in ("blosc", "zstd")
 
 
 class ChunkedArray:
-    """One stored array (length, *rest) chunked along its first axis, decoded chunk by chunk."""
+    """One stored array (length, *rest) chunked along its first axis, decoded chunk by chunk.
+
+    Chunk `index` is the zarr chunk (the inner chunk of a sharded array): rows
+    [index * chunk_len, (index + 1) * chunk_len).
+    """
 
     def __init__(self, store_path, name):
         self.store_path = store_path
@@ -36,41 +114,94 @@ class ChunkedArray:
         with open(meta_path) as handle:
             meta = json.load(handle)
         self.shape = tuple(meta["shape"])
-        self.chunk_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+        outer_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
         self.dtype = np.dtype(meta["data_type"])
+        codecs = meta["codecs"]
+        names = _codec_names(codecs)
+        self.sharded = names == ["sharding_indexed"]
+        if self.sharded:
+            config = codecs[0]["configuration"]
+            inner = _codec_names(config["codecs"])
+            index_codecs = config.get("index_codecs", [])
+            self.chunk_shape = tuple(config["chunk_shape"])
+            self.shard_len = outer_shape[0]
+            self.chunks_per_shard = self.shard_len // self.chunk_shape[0]
+            self.index_at_end = config.get("index_location", "end") == "end"
+            self.index_nbytes = self.chunks_per_shard * 16 + 4
+            ok = (_plain_codecs_ok(inner)
+                  and _codec_names(index_codecs) == ["bytes", "crc32c"]
+                  and index_codecs[0].get("configuration", {}).get("endian", "little") == "little"
+                  and config.get("index_location", "end") in ("start", "end")
+                  and outer_shape[1:] == self.chunk_shape[1:]
+                  and self.shard_len % self.chunk_shape[0] == 0)
+            names = names + inner
+        else:
+            self.chunk_shape = outer_shape
+            inner = names
+            ok = _plain_codecs_ok(names)
+        if not ok:
+            raise StoreError(f"{store_path}: array {name} has codecs {names}, not a store this "
+                             "version wrote; rebuild it")
         self.chunk_len = self.chunk_shape[0]
         self.n_chunks = -(-self.shape[0] // self.chunk_len) if self.shape[0] else 0
         self.suffix = "/0" * (len(self.shape) - 1)
-        codecs = [c["name"] for c in meta["codecs"]]
-        if codecs[-1:] != ["crc32c"] or codecs[1] not in ("blosc", "zstd") or len(codecs) != 3:
-            raise StoreError(f"{store_path}: array {name} has codecs {codecs}, not a store this "
-                             "version wrote; rebuild it")
-        self.compressor = codecs[1]
+        self.compressor = inner[1]
         self.chunk_nbytes = int(np.prod(self.chunk_shape)) * self.dtype.itemsize
+        self._shard_index = {}
+        self._lock = threading.Lock()
+
+    def _missing(self, index):
+        return StoreError(f"{self.store_path}: chunk {index} of {self.name} is missing; the "
+                          "store is damaged, rebuild it with --force")
+
+    def _corrupted(self, index):
+        return StoreError(f"{self.store_path}: chunk {index} of {self.name} is corrupted "
+                          "(checksum mismatch); rebuild the store with --force")
+
+    def _read_shard_index(self, shard, index, crc32c):
+        """(chunks_per_shard, 2) uint64 (offset, nbytes) of shard `shard`, read once."""
+        table = self._shard_index.get(shard)
+        if table is not None:
+            return table
+        path = f"{self.dir}/c/{shard}{self.suffix}"
+        try:
+            data = _OPEN_FILES.pread(path, self.index_nbytes, -self.index_nbytes
+                                     if self.index_at_end else 0)
+        except FileNotFoundError:
+            raise self._missing(index) from None
+        body = data[:-4]
+        if len(data) != self.index_nbytes or crc32c(body) != int.from_bytes(data[-4:], "little"):
+            raise self._corrupted(index)
+        table = np.frombuffer(body, dtype="<u8").reshape(self.chunks_per_shard, 2)
+        with self._lock:
+            self._shard_index[shard] = table
+        return table
+
+    def _read_bytes(self, index, crc32c):
+        """The stored bytes of chunk `index` (codec output incl. the crc32c trailer)."""
+        if not self.sharded:
+            try:
+                fd = os.open(f"{self.dir}/c/{index}{self.suffix}", os.O_RDONLY)
+            except FileNotFoundError:
+                raise self._missing(index) from None
+            try:
+                return os.pread(fd, os.fstat(fd).st_size, 0)
+            finally:
+                os.close(fd)
+        shard, inner = divmod(index, self.chunks_per_shard)
+        offset, nbytes = self._read_shard_index(shard, index, crc32c)[inner]
+        if offset == _NO_CHUNK:
+            raise self._missing(index)
+        return _OPEN_FILES.pread(f"{self.dir}/c/{shard}{self.suffix}", int(nbytes), int(offset))
 
     def read_chunk(self, index):
         """Decode chunk `index` -> (chunk_len, *rest) array; errors name the array and chunk."""
-        import google_crc32c
-        path = f"{self.dir}/c/{index}{self.suffix}"
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError:
-            raise StoreError(f"{self.store_path}: chunk {index} of {self.name} is missing; the "
-                             "store is damaged, rebuild it with --force") from None
-        body, stored = data[:-4], data[-4:]
-        if len(data) < 5 or np.uint32(google_crc32c.value(body)).tobytes() != stored:
-            raise StoreError(f"{self.store_path}: chunk {index} of {self.name} is corrupted "
-                             "(checksum mismatch); rebuild the store with --force")
-        if self.compressor == "blosc":
-            from numcodecs import blosc
-            # Single-threaded contextual decode: no global Blosc lock, so our reader threads
-            # run in parallel (Blosc's own threads only add overhead on 16-128 kB chunks).
-            blosc.use_threads = False
-            raw = blosc.decompress(body)
-        else:
-            from numcodecs import Zstd
-            raw = Zstd().decode(body)
+        crc32c, blosc_decompress, zstd_decode = _CODECS or _codec_functions()
+        data = self._read_bytes(index, crc32c)
+        body = data[:-4]
+        if len(data) < 5 or crc32c(body) != int.from_bytes(data[-4:], "little"):
+            raise self._corrupted(index)
+        raw = blosc_decompress(body) if self.compressor == "blosc" else zstd_decode(body)
         if len(raw) != self.chunk_nbytes:
             raise StoreError(f"{self.store_path}: chunk {index} of {self.name} decodes to "
                              f"{len(raw)} bytes, expected {self.chunk_nbytes}; rebuild the store")
@@ -78,7 +209,7 @@ class ChunkedArray:
 
 
 class ChunkCache:
-    """Thread-safe LRU of decoded chunks, bounded in bytes."""
+    """Thread-safe LRU of decoded chunks, bounded in bytes (0: keep nothing between batches)."""
 
     def __init__(self, max_bytes=DEFAULT_CACHE_BYTES):
         self.max_bytes = max_bytes
@@ -87,6 +218,8 @@ class ChunkCache:
         self._lock = threading.Lock()
 
     def get(self, key):
+        if not self._items:
+            return None
         with self._lock:
             value = self._items.get(key)
             if value is not None:
@@ -94,6 +227,8 @@ class ChunkCache:
             return value
 
     def put(self, key, value):
+        if value.nbytes > self.max_bytes:
+            return
         with self._lock:
             if key in self._items:
                 return
@@ -168,52 +303,74 @@ class _BatchReader:
         return arr
 
     def _decode_all(self, keys):
-        """Decoded chunks for `keys` [(chrom, index)], reading only the ones not cached."""
-        chunks, missing = {}, []
-        for key in keys:
-            value = self.cache.get((self.prefix, *key))
-            if value is None:
-                missing.append(key)
-            else:
-                chunks[key] = value
-        if missing:
-            def load(key):
-                return self.array(key[0]).read_chunk(key[1])
-            if self.threads > 1 and len(missing) >= 2 * self.threads:
-                # One task per thread (a task per chunk costs more than the decode itself).
+        """Decoded chunks for `keys` [(chrom, index)], a list in the same order; only the
+        ones not in the cache are read."""
+        cache, prefix = self.cache, self.prefix
+        chunks = [cache.get((prefix, chrom, index)) for chrom, index in keys]
+        missing = [k for k, value in enumerate(chunks) if value is None]
+        if not missing:
+            return chunks
+
+        def load(k):
+            chrom, index = keys[k]
+            return self.array(chrom).read_chunk(index)
+
+        if self.threads > 1 and len(missing) >= 2 * self.threads:
+            # One task per thread (a task per chunk costs more than the decode itself).
+            with self._lock:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="chunks")
-                groups = np.array_split(np.arange(len(missing)), self.threads)
-                parts = self._pool.map(lambda idx: [load(missing[i]) for i in idx], groups)
-                decoded = [chunk for part in parts for chunk in part]
-            else:
-                decoded = [load(key) for key in missing]
-            for key, value in zip(missing, decoded):
-                self.cache.put((self.prefix, *key), value)
-                chunks[key] = value
+            groups = [missing[i::self.threads] for i in range(self.threads)]
+            parts = list(self._pool.map(lambda group: [load(k) for k in group], groups))
+            decoded = [None] * len(missing)
+            for i, part in enumerate(parts):
+                decoded[i::self.threads] = part
+        else:
+            decoded = [load(k) for k in missing]
+        for k, value in zip(missing, decoded):
+            chunks[k] = value
+            cache.put((prefix, *keys[k]), value)
         return chunks
 
     def read(self, chroms, starts, length, out):
         """Fill out[b] (length, *rest) with the window chroms[b]:starts[b]; zeros off the ends."""
-        first_arr = self.array(chroms[0]) if len(chroms) else None
-        if first_arr is None:
+        if not len(chroms):
             return out
-        chunk_len = first_arr.chunk_len
-        first = np.maximum(starts, 0) // chunk_len
-        last = (np.minimum(starts + length, [self.chrom_sizes[c] for c in chroms]) - 1) // chunk_len
-        keys = sorted({(c, int(i)) for c, f, l in zip(chroms, first, last) for i in range(f, l + 1)})
+        names, inverse = np.unique(chroms, return_inverse=True)
+        plans, keys = [], []
+        for k, chrom in enumerate(names):
+            rows = np.flatnonzero(inverse == k) if len(names) > 1 else np.arange(len(chroms))
+            chunk_len = self.array(chrom).chunk_len
+            win = starts[rows]
+            lo = np.maximum(win, 0)
+            hi = np.minimum(win + length, self.chrom_sizes[chrom])
+            inside = hi > lo
+            if not inside.all():
+                rows, win, lo, hi = rows[inside], win[inside], lo[inside], hi[inside]
+                if not len(rows):
+                    continue
+            first = lo // chunk_len
+            span = (hi - 1) // chunk_len - first + 1
+            if span.max() == 1:
+                needed = np.unique(first)
+            else:  # every chunk from first to last of each window
+                steps = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
+                needed = np.unique(np.repeat(first, span) + steps)
+            slots = len(keys) + np.searchsorted(needed, first)
+            chrom = str(chrom)
+            keys.extend((chrom, index) for index in needed.tolist())
+            plans.append((chunk_len, rows.tolist(), slots.tolist(), (lo - first * chunk_len).tolist(),
+                          (lo - win).tolist(), (hi - lo).tolist()))
         chunks = self._decode_all(keys)
-        for b, (chrom, start) in enumerate(zip(chroms, starts)):
-            size = self.chrom_sizes[chrom]
-            lo, hi = max(int(start), 0), min(int(start) + length, size)
-            pos = lo
-            while pos < hi:
-                index = pos // chunk_len
-                chunk = chunks[(chrom, index)]
-                offset = pos - index * chunk_len
-                take = min(hi - pos, chunk_len - offset)
-                out[b, pos - start: pos - start + take] = chunk[offset: offset + take]
-                pos += take
+        for chunk_len, rows, slots, offsets, dests, widths in plans:
+            for b, slot, offset, dest, width in zip(rows, slots, offsets, dests, widths):
+                if offset + width <= chunk_len:   # the usual case: one chunk holds the window
+                    out[b, dest: dest + width] = chunks[slot][offset: offset + width]
+                    continue
+                while width > 0:                  # consecutive chunks sit in consecutive slots
+                    take = min(width, chunk_len - offset)
+                    out[b, dest: dest + take] = chunks[slot][offset: offset + take]
+                    slot, offset, dest, width = slot + 1, 0, dest + take, width - take
         return out
 
 

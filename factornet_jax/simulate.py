@@ -22,16 +22,20 @@ How binding is made (so that it has to be learned from sequence *and* accessibil
   from the real PWM with varying sharpness, a share with a co-factor motif nearby),
   co-factor-only sites, motif-less open regions, and gene promoters.
 - Each site is open in a cell either in every cell (constitutive) or cell by cell.
-- An open motif site is bound with probability sigmoid(base + motif * rank + cofactor):
-  about 20-75 %; closed sites are never bound. About `motifless_fraction` of bound sites
-  are open sites without the motif (co-factor-only sites preferred).
+- An open motif site is bound with probability sigmoid(base + motif * rank + cofactor),
+  rank = the instance's PWM score rank among the TF's sites: from ~5 % (weak motif, no
+  co-factor) to ~95 %, ~40 % on average; closed sites are never bound. About
+  `motifless_fraction` of bound sites are open sites without the motif (co-factor-only
+  sites preferred).
 - DNase: read-start noise over a regional background, a peak at every open site, higher
   where bound, with a footprint (dip over the motif, raised shoulders) at bound motifs.
 - ChIP: bound sites give peaks; most are conservative; relaxed = all bound sites (wider)
   plus noise peaks at unbound open sites, at random and in blacklisted regions.
 
 Everything derives from `config.seed` through per-stage generators, and gzip files are
-written with mtime 0, so one seed gives byte-identical files.
+written with mtime 0, so one seed gives byte-identical files. The truth table gives the
+binding probability of every candidate site (TF motif sites, and motif-less sites that
+some cell could bind); the peaks are one draw from it.
 """
 from __future__ import annotations
 
@@ -345,7 +349,8 @@ def _gene_models(config, rng, size: int, allowed: np.ndarray) -> dict:
     n_genes = max(1, rng.poisson(config.genes_per_mb * size / 1e6))
     tss = _space_out(_sample_positions(rng, allowed, n_genes), 3000)
     strand = rng.choice(np.array([1, -1]), len(tss))
-    length = np.clip(rng.lognormal(np.log(15_000), 0.8, len(tss)), 3000, 120_000).astype(np.int64)
+    max_length = max(3000, min(120_000, size // 8))  # small test chromosomes get short genes
+    length = np.clip(rng.lognormal(np.log(15_000), 0.8, len(tss)), 3000, max_length).astype(np.int64)
     blocked_cum = np.r_[0, np.cumsum(~allowed)]
     lo = np.where(strand > 0, tss - 300, tss - length + 1)
     hi = np.where(strand > 0, tss + length, tss + 301)
@@ -688,7 +693,9 @@ def _dnase_rate(config, chrom: _Chrom, cell: int, sites: dict, access: dict, fla
         lo = (sites["motif_start"][sel] - centre)[:, None] - 4
         hi = (sites["motif_end"][sel] - centre)[:, None] + 4
         dip = at_motif[:, None] & (offsets >= lo) & (offsets < hi)
-        shoulder = at_motif[:, None] & (((offsets >= lo - 15) & (offsets < lo)) | ((offsets >= hi) & (offsets < hi + 15)))
+        left = (offsets >= lo - 15) & (offsets < lo)
+        right = (offsets >= hi) & (offsets < hi + 15)
+        shoulder = at_motif[:, None] & (left | right)
         cof_lo = (sites["cof_start"][sel] - centre)[:, None] - 2
         cof_hi = (sites["cof_end"][sel] - centre)[:, None] + 2
         cof_dip = with_cof[:, None] & (offsets >= cof_lo) & (offsets < cof_hi)
@@ -962,8 +969,8 @@ def _write_cells(config, chroms, sites, access, binding, mappability, paths: Sim
             counts[f"{tf}.{cell}.conservative"] = len(cons["start"])
             counts[f"{tf}.{cell}.relaxed"] = len(relaxed["start"])
         files.chip_txt.write_text("".join(chip_lines))
-        files.bigwig_txt.write_text(
-            f"{files.bigwigs[MAPPABILITY_TRACK].name}\t{MAPPABILITY_TRACK}\n{files.bigwigs[DNASE_TRACK].name}\t{DNASE_TRACK}\n")
+        files.bigwig_txt.write_text("".join(f"{files.bigwigs[track].name}\t{track}\n"
+                                            for track in (MAPPABILITY_TRACK, DNASE_TRACK)))
         meta = _rng(config.seed, 10, c).normal(0.0, 0.15, len(META_NAMES))
         files.meta_txt.write_text("".join(f"{v:.6g}\t{n}\n" for v, n in zip(meta, META_NAMES)))
     return counts

@@ -326,10 +326,9 @@ def set_genome_intervals(genome_path, blacklist=None, annotations_dir=None):
     with StoreLock(genome_path):
         group = zarr.open_group(genome_path, mode="a", zarr_format=3)
         for key, path in todo.items():
-            records = read_bed(path, chrom_sizes=None)
-            keep = np.isin(records["chrom"], chroms)
-            records = records[keep]
-            _check_in_bounds(records, chrom_sizes, path)
+            # Resource BEDs hold contigs the genome may lack (chrM, haplotypes): dropped; a
+            # chr1-vs-1 naming mismatch or an interval past a chromosome end is still an error.
+            records = read_bed(path, chrom_sizes=chrom_sizes, drop_unknown_chroms=True)
             _write_small(group, f"intervals/{key}", intervals_to_array(records, index))
             recorded[key] = source_record(path)
         attrs = dict(group.attrs[ATTR])
@@ -337,16 +336,6 @@ def set_genome_intervals(genome_path, blacklist=None, annotations_dir=None):
         attrs["annotations"] = [f for f in GENCODE_FEATURES if f in recorded]
         group.attrs[ATTR] = attrs
     return True
-
-
-def _check_in_bounds(records, chrom_sizes, path):
-    sizes = np.array([chrom_sizes[c] for c in records["chrom"]], dtype=np.int64)
-    past = np.flatnonzero(records["end"] > sizes)
-    if past.size:
-        r = records[past[0]]
-        raise InputFileError(path, f"interval {r['chrom']}:{r['start']}-{r['end']} runs past the "
-                             f"chromosome end ({chrom_sizes[r['chrom']]}); is this file for "
-                             "another genome build?")
 
 
 # ---------------------------------------------------------------- cell store
@@ -370,7 +359,9 @@ def _bigwig_chroms(track, chrom_names, listed_in):
 
 def _read_peaks(entry, kind, path, chrom_sizes, chip_txt):
     from factornet_jax.bed import read_bed
-    records = read_bed(path, chrom_sizes=chrom_sizes)
+    # Peaks on chromosomes outside the build (--chroms, unplaced contigs) are dropped; other
+    # naming styles (1 vs chr1) and peaks past a chromosome end are errors.
+    records = read_bed(path, chrom_sizes=chrom_sizes, drop_unknown_chroms=True)
     if len(records) == 0:
         raise InputFileError(path, f"{kind} peak file of {entry.tf} is empty; "
                              f"remove the TF from {chip_txt} or give a file with peaks")

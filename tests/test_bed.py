@@ -30,7 +30,7 @@ def test_narrowpeak_summit_and_bed3_midpoint(tmp_path):
         "chr2\t100\t200\t.\t0\t.\t1.0\t-1\t2.0\t30\n"   # narrowPeak, summit offset 30
         "chr1\t10\t21\t.\t0\t.\t1.0\t-1\t2.0\t-1\n"     # summit -1 -> midpoint
         "chr1\t5\t7\n"                                # BED3 -> midpoint
-        "chr1 300 400 name\n"                         # whitespace-separated
+        "chr1 300 400 name\r\n"                       # whitespace-separated, CRLF
     )
     rec = read_bed(write(tmp_path, text), SIZES)
     assert rec.dtype == PEAK_DTYPE

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from factornet_jax import labels
 from factornet_jax.bed import PEAK_DTYPE, read_bed, read_chrom_sizes
 from factornet_jax.errors import FactorNetError
 from factornet_jax.intervals import IntervalSet
@@ -289,8 +288,9 @@ def test_multitask_bins_match_bedtools(tmp_path):
 def test_real_hepg2_chr22():
     sizes = read_chrom_sizes(SHARED / "resources" / "hg19.autoX.chrom.sizes")
     cell = SHARED / "cells" / "HepG2"
-    tfs = [IntervalSet.from_records(read_bed(cell / f"ChIPseq.HepG2.{tf}.conservative.train.narrowPeak.gz", sizes))
-           for tf in ("CTCF", "REST")]
+    tfs = [IntervalSet.from_records(
+        read_bed(cell / f"ChIPseq.HepG2.{tf}.conservative.train.narrowPeak.gz", sizes))
+        for tf in ("CTCF", "REST")]
     blacklist = IntervalSet.from_records(
         read_bed(SHARED / "resources" / "blacklist.bed.gz", sizes, drop_unknown_chroms=True))
     zone = exclusion_zone(blacklist, sizes, 1_000)

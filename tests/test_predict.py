@@ -18,13 +18,17 @@ BATCH = 64
 def write_model(folder, num_tasks, tfs, meta=True, gencode=False, params=None,
                 track_names=TRACKS, meta_names=META):
     """A model dir with fresh parameters (or `params`); returns (folder, params)."""
+    import jax
+
     from factornet_jax import modeldir
-    from factornet_jax.model import ModelConfig, init_params
+    from factornet_jax.model import ModelConfig, abstract_params
     cfg = ModelConfig(seq_len=SEQ_LEN, track_names=track_names, num_tasks=num_tasks,
                       num_meta=len(meta_names) if meta else 0, use_gencode=gencode, kernels=4,
                       recurrent=4, dense=8)
-    if params is None:
-        params = init_params(cfg, 3)
+    if params is None:   # random weights of the right shapes, no init compilation
+        rng = np.random.default_rng(num_tasks + 10 * gencode)
+        params = jax.tree_util.tree_map(
+            lambda leaf: rng.normal(0, 0.3, leaf.shape).astype(np.float32), abstract_params(cfg))
     features = ["bigwig"] + (["meta"] if meta else []) + (["gencode"] if gencode else [])
     folder = Path(folder)
     folder.mkdir(parents=True)
@@ -117,7 +121,7 @@ def test_scores_match_loaded_model_in_input_order(tiny_stores, multitask_model, 
     expect = oracle(store, multitask_model["dir"], rows, 1, excluded)
     got = read_rows(out)
     assert [r[:3] for r in got] == [tuple(r) for r in rows]
-    np.testing.assert_allclose([r[3] for r in got], expect, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose([r[3] for r in got], expect, rtol=5e-6, atol=1e-7)
     assert (expect[~excluded] > 0).all() and (np.array([r[3] for r in got])[excluded] == 0).all()
     assert summary.n_bins == len(rows) and summary.n_excluded == excluded.sum()
     assert summary.n_windows == (~excluded).sum() and summary.tf == "TFB"
@@ -152,14 +156,17 @@ def test_blacklist_zero_gencode_flags_and_bigwig(blacklisted_stores, tmp_path):
     expect = oracle(blacklisted_stores["store"], model_dir, rows, 0, excluded, gencode=flags)
     scores = np.array([r[3] for r in read_rows(out)])
     assert excluded.sum() == 21 and (scores[excluded] == 0).all()
-    np.testing.assert_allclose(scores, expect, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(scores, expect, rtol=5e-6, atol=1e-7)
     assert summary.n_excluded == 21
+    without_flags = oracle(blacklisted_stores["store"], model_dir, rows, 0, excluded,
+                           gencode=np.zeros_like(flags))
+    assert np.abs(without_flags - expect)[flags.any(axis=1) & ~excluded].min() > 1e-4
     # bigWig: the central 50 bp of every bin, tiling the ladder
     handle = pyBigWig.open(str(bw))
     entries = handle.intervals("chr2")
     handle.close()
     assert [(s, e) for s, e, _ in entries] == [(r[1] + 75, r[1] + 125) for r in rows]
-    np.testing.assert_allclose([v for _, _, v in entries], expect, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose([v for _, _, v in entries], expect, rtol=5e-6, atol=1e-7)
 
 
 def test_bigwig_central_spans_of_uneven_sorted_intervals(tiny_stores, multitask_model, tmp_path):
@@ -180,7 +187,7 @@ def test_bigwig_central_spans_of_uneven_sorted_intervals(tiny_stores, multitask_
     handle.close()
     # spans [1075,1125), [1175,1225), [1010,1030)->dropped, [5000,5030), [775,825)
     assert [(s, e) for s, e, _ in got] == [(1075, 1125), (1175, 1225), (5000, 5030), (775, 825)]
-    np.testing.assert_allclose([v for _, _, v in got], [scores[i] for i in (0, 1, 3, 4)], rtol=1e-6)
+    np.testing.assert_allclose([v for _, _, v in got], [scores[i] for i in (0, 1, 3, 4)], rtol=5e-6)
 
 
 def test_cli_runs_and_refuses_existing_output(tiny_stores, multitask_model, tmp_path, capsys):
