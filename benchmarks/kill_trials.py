@@ -170,6 +170,9 @@ def run_killed(command, delay, cwd):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         return True
+    except BaseException:           # interrupted ourselves: leave no orphan behind
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
 
 
 def run_to_end(command, cwd, timeout=600):
@@ -274,6 +277,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
+    # SIGTERM -> SystemExit, so the running child is killed on the way out (see run_killed)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rng = np.random.default_rng(args.seed)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="kill_trials_"))
     data = write_dataset(work / "inputs", genome_sizes(args.genome_mb), seed=args.seed)

@@ -69,8 +69,8 @@ def run_demo(config: DemoConfig, overwrite=False, log=print):
     prediction = out / "predictions" / f"{held_out}.{config.tf}.bedGraph.gz"
     prediction.parent.mkdir(parents=True, exist_ok=True)
     summary = predict_bed(store[held_out], str(model_dir), str(sim.ladder), str(prediction),
-                          tf=config.tf, overwrite=True)
-    log(f"      {summary.windows} windows, {summary.windows_per_second:,.0f} windows/s")
+                          tf=config.tf, force=True)
+    log(f"      {summary.n_windows} windows, {summary.windows_per_second:,.0f} windows/s")
 
     log(f"[5/5] evaluate against {held_out}'s {config.tf} peaks")
     report_dir = out / "report"

@@ -39,10 +39,10 @@ class Examples:
         return Examples(self.cell[idx], self.chrom[idx], self.bin_start[idx], self.labels[idx])
 
     @classmethod
-    def concat(cls, parts):
+    def concat(cls, parts, role="training"):
         parts = [p for p in parts if len(p)]
         if not parts:
-            raise FactorNetError("no training examples: no peaks fall on the training chromosomes "
+            raise FactorNetError(f"no {role} examples: no peaks fall on the {role} chromosomes "
                                  "outside the blacklist; check -v/-t and the peak files")
         chroms = np.concatenate([p.chrom.astype(object) for p in parts]).astype(str)
         return cls(np.concatenate([p.cell for p in parts]), chroms,
@@ -70,13 +70,14 @@ class TrainingData:
     tasks: the TF names (multi-task: every TF of the stores; single-task: [factor]).
     """
 
-    def __init__(self, stores, chroms, seq_len, factor=None, negatives=1, seed=0):
+    def __init__(self, stores, chroms, seq_len, factor=None, negatives=1, seed=0, role="training"):
         self.stores = stores
         self.chroms = list(chroms)
         self.seq_len = seq_len
         self.factor = factor
         self.negatives = negatives
         self.seed = seed
+        self.role = role
         self.tasks = [factor] if factor else list(stores[0].tfs)
         self.cells = [self._cell_labels(store) for store in stores]
 
@@ -118,7 +119,7 @@ class TrainingData:
             negatives = sample_negative_bins(rng, n_neg, cell.negative_exclusion, self.chroms,
                                              store.chrom_sizes, num_tasks=len(self.tasks))
             parts += [Examples.from_bins(k, positives), Examples.from_bins(k, negatives)]
-        examples = Examples.concat(parts)
+        examples = Examples.concat(parts, self.role)
         return examples.take(rng.permutation(len(examples)))
 
     def epoch_examples(self, epoch):

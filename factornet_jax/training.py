@@ -131,7 +131,8 @@ def prepare_output(config, overwrite):
             if state.get("run") != config.run_identity():
                 raise FactorNetError(f"-o {out}: holds an unfinished run with other settings; "
                                      "repeat its command to resume it, or use -oc to overwrite")
-            return (out / CHECKPOINT / "state.json").is_file()
+            # checkpoint.old is the committed one if a kill fell between the two renames.
+            return any((out / d / "state.json").is_file() for d in (CHECKPOINT, CHECKPOINT + ".old"))
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / STATE_FILE, {"finished": False, "run": config.run_identity()})
     return False
@@ -280,9 +281,13 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
     t_start = time.perf_counter()
     stores = open_stores(config.inputs, config.stores_dir, "-i")
     valid_stores = open_stores(config.valid_inputs, config.stores_dir, "-vi") if config.valid_inputs else stores
-    if valid_stores is not stores and valid_stores[0].track_names != stores[0].track_names:
-        raise FactorNetError(f"-vi: track names {valid_stores[0].track_names} differ from the "
-                             f"training stores' {stores[0].track_names}")
+    if valid_stores is not stores:
+        for what, attr, needed in (("track names", "track_names", True),
+                                   ("TFs", "tfs", config.factor is None),
+                                   ("meta names", "meta_names", config.meta)):
+            if needed and getattr(valid_stores[0], attr) != getattr(stores[0], attr):
+                raise FactorNetError(f"-vi: {what} {getattr(valid_stores[0], attr)} differ from the "
+                                     f"training stores' {getattr(stores[0], attr)}")
     check_stores(config, stores, "-i")
     check_stores(config, valid_stores, "-vi")
     held_out = set(config.valid_chroms) | set(config.test_chroms)
@@ -303,7 +308,7 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
 
     data = TrainingData(stores, train_chroms, config.seq_len, config.factor, config.negatives, config.seed)
     valid_data = TrainingData(valid_stores, list(config.valid_chroms), config.seq_len, config.factor,
-                              config.negatives, config.seed)
+                              config.negatives, config.seed, role="validation")
     tasks = data.tasks
     valid_examples = valid_data.examples(np.random.default_rng([config.seed, 1 << 20]), jitter=False)
     model_cfg = model_config_for(config, stores, tasks)
@@ -337,8 +342,9 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
     spec = BatchSpec(config.seq_len, config.meta, config.gencode)
     loader_args = dict(threads=config.loader_threads, prefetch=config.prefetch, rows=rows)
     history = record["history"]
-    stopped_early = False
-    for epoch in range(record["epoch"], config.epochs):
+    # A run resumed after the checkpoint of its early-stopping epoch does not train on.
+    stopped_early = record["wait"] >= config.patience
+    for epoch in range(config.epochs if stopped_early else record["epoch"], config.epochs):
         t0 = time.perf_counter()
         examples = data.epoch_examples(epoch)
         loader = BatchLoader(stores, examples, config.batch_size, spec,
@@ -354,13 +360,14 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
                                postfix=f"loss {float(losses[-1]):.4f}")
         train_loss = float(np.mean(jax.device_get(losses)))
         train_seconds = time.perf_counter() - t0
-        n_samples = len(loader) * config.batch_size
+        n_samples = min(len(loader) * config.batch_size, len(examples))
         if not math.isfinite(train_loss):
             raise FactorNetError(f"training loss became {train_loss} in epoch {epoch + 1}; the last "
                                  f"good checkpoint is kept in {model_dir}; lower -lr and run with -oc")
         probs, labels, weights = _predict_examples(eval_step, state.params, valid_stores, valid_examples,
                                                    config.batch_size, spec, loader_args, data_sharding)
         metrics = validation_metrics(probs, labels, weights)
+        metrics = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}  # JSON null
         entry = {"epoch": epoch + 1, "train_loss": train_loss, **metrics,
                  "seconds": round(time.perf_counter() - t0, 3),
                  "samples_per_second": round(n_samples / max(train_seconds, 1e-9), 1),
@@ -377,8 +384,10 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
                 modeldir.save_params(model_dir / "best.npz", jax.device_get(state.params))
             modeldir.write_history(model_dir, history)
             save_checkpoint(model_dir, state, record)
+        auprc = metrics["valid_auprc"]
         log(f"epoch {epoch + 1}: train loss {train_loss:.4f}, valid loss {metrics['valid_loss']:.4f}, "
-            f"valid auPRC {metrics['valid_auprc']:.3f}, {entry['samples_per_second']:.0f} samples/s"
+            f"valid auPRC {'n/a' if auprc is None else f'{auprc:.3f}'}, "
+            f"{entry['samples_per_second']:.0f} samples/s"
             + (" *" if improved else ""))
         if record["wait"] >= config.patience:
             stopped_early = True

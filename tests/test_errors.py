@@ -32,7 +32,6 @@ from factornet_jax.stores import read_store_attrs
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "ERRORS.md"
 UPDATE_DOC = bool(os.environ.get("FACTORNET_WRITE_ERRORS_DOC"))
-PREDICT_CLI = (REPO / "factornet_jax" / "commands" / "predict.py").is_file()
 
 # case id -> the bad input, in words (the table's second column)
 CASES = {
@@ -75,9 +74,9 @@ CASES = {
     "train_unbuilt_cell_folder": "train -i names a cell folder that was never built",
     "train_store_interrupted": "train -i names a store whose build was killed",
     "train_output_exists": "train -o names an existing directory of other files",
-    "model_dir_no_config": "model directory without config.json (predict -m / load_model)",
-    "model_params_pickled": "model best.npz holding a pickled object array",
-    "predict_bed_unknown_chrom": "prediction regions on a chromosome the store lacks",
+    "model_dir_no_config": "predict -m names a directory without config.json",
+    "model_params_pickled": "predict -m: best.npz holds a pickled object array",
+    "predict_bed_unknown_chrom": "predict -b BED line on a chromosome the store lacks",
 }
 
 _recorded = {}
@@ -407,9 +406,6 @@ def test_chroms_unknown(tmp_path, tiny_inputs, capsys, places):
     assert not (tmp_path / "stores" / "genome.zarr").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect D3: stores.set_genome_intervals drops "
-                   "blacklist lines on unknown chromosomes silently, so a 1-vs-chr1 blacklist "
-                   "becomes an empty blacklist")
 def test_blacklist_naming(tmp_path, tiny_inputs, capsys, places):
     path = tmp_path / "blacklist.bed"
     path.write_text("1\t100\t200\n2\t300\t400\n")
@@ -516,30 +512,33 @@ def test_train_output_exists(tmp_path, tiny_stores, capsys, places):
 
 # ------------------------------------------------------------------ model dirs and predict
 
-def test_model_dir_no_config(tmp_path, capsys, places):
-    from factornet_jax.modeldir import load_model
+def tiny_model_dir(path, seq_len=200):
+    """A loadable model dir (random parameters) fitting the tiny stores' tracks and TFs."""
+    import jax
+
+    from factornet_jax.model import ModelConfig, init_params
+    from factornet_jax.modeldir import make_config, save_params, write_config
+    cfg = ModelConfig(seq_len=seq_len, track_names=("Unique35", "DGF"), num_tasks=2, kernels=4,
+                      kernel_width=10, recurrent=2, dense=8)
+    write_config(path, make_config(cfg, ["TFA", "TFB"], ["Unique35", "DGF"]))
+    save_params(Path(path) / "best.npz", init_params(cfg, jax.random.PRNGKey(0)))
+    return Path(path)
+
+
+def predict_argv(store, model, bed, out):
+    return ["predict", "-i", store, "-m", model, "-f", "TFA", "-b", bed, "-o", out]
+
+
+def test_model_dir_no_config(tmp_path, tiny_stores, capsys, places):
     model = tmp_path / "model"
     model.mkdir()
     (model / "best.npz").write_bytes(b"")
-    with pytest.raises(FactorNetError) as info:
-        load_model(model)
-    message = normalize(str(info.value), places)
-    assert "config.json" in message and "DIR/model" in message
-    check_documented("model_dir_no_config", message)
-
-
-@pytest.mark.skipif(not PREDICT_CLI, reason="factornet predict not written yet")
-def test_model_dir_no_config_cli(tmp_path, tiny_stores, capsys, places):
-    model = tmp_path / "model"
-    model.mkdir()
     bed = tmp_path / "regions.bed"
-    bed.write_text("chr1\t0\t2000\n")
-    out = tmp_path / "out.bed.gz"
-    code, _, err = cli(["predict", "-i", tiny_stores["cell_stores"][0], "-m", model, "-b", bed,
-                        "-o", out], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert "config.json" in err and str(model) in err
-    assert not out.exists()
+    bed.write_text("chr1\t1000\t1200\n")
+    out = tmp_path / "out.bedGraph.gz"
+    expect_error("model_dir_no_config", predict_argv(tiny_stores["cell_stores"][0], model, bed, out),
+                 capsys, places, names=[model, "config.json"])
+    assert not out.exists() and list(tmp_path.glob("*out*")) == []
 
 
 def _pickle_bomb(marker):
@@ -549,43 +548,53 @@ def _pickle_bomb(marker):
     return np.array([Bomb()], dtype=object)
 
 
-def test_model_params_pickled(tmp_path, capsys, places):
+def test_model_params_pickled(tmp_path, tiny_stores, capsys, places):
     """best.npz holding an object array: a clean error, and the pickle is never run."""
-    from factornet_jax.model import ModelConfig
-    from factornet_jax.modeldir import load_model, make_config, write_config
-    model = tmp_path / "model"
-    cfg = ModelConfig(seq_len=200, track_names=("DGF",), num_tasks=1, kernels=4, kernel_width=10,
-                      recurrent=2, dense=8)
-    write_config(model, make_config(cfg, ["TFA"], ["DGF"]))
+    model = tiny_model_dir(tmp_path / "model")
     marker = tmp_path / "pwned"
     np.savez(model / "best.npz", **{"conv/kernel": _pickle_bomb(marker)})
-    with pytest.raises(FactorNetError) as info:
-        load_model(model)
+    bed = tmp_path / "regions.bed"
+    bed.write_text("chr1\t1000\t1200\n")
+    out = tmp_path / "out.bedGraph.gz"
+    expect_error("model_params_pickled", predict_argv(tiny_stores["cell_stores"][0], model, bed, out),
+                 capsys, places, names=[model / "best.npz"])
     assert not marker.exists()
-    message = normalize(str(info.value), places)
-    assert "DIR/model/best.npz" in message
-    check_documented("model_params_pickled", message)
+    assert not out.exists()
+
+
+def test_checkpoint_params_pickled_never_run(tmp_path):
+    """The training checkpoint reader refuses pickles too (resume reads it)."""
+    from factornet_jax.modeldir import load_params
+    marker = tmp_path / "pwned"
+    np.savez(tmp_path / "params.npz", **{"a": _pickle_bomb(marker)})
+    with pytest.raises(FactorNetError):
+        load_params(tmp_path / "params.npz")
+    assert not marker.exists()
+
+
+def test_store_pickle_codec_refused(tmp_path, tiny_stores):
+    """A store whose array metadata asks for a pickling codec or object dtype is refused cleanly."""
+    from factornet_jax.errors import StoreError
+    from factornet_jax.reader import open_cell_store
+    store = Path(shutil.copytree(tiny_stores["cell_stores"][0], tmp_path / "CellA.zarr"))
+    shutil.copytree(tiny_stores["genome"], tmp_path / "genome.zarr")
+    meta_path = store / "signal" / "chr1" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["codecs"].insert(1, {"name": "numcodecs.pickle", "configuration": {"protocol": 5}})
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match="codecs"):
+        open_cell_store(store).fetch("chr1", 0, 100)
 
 
 def test_predict_bed_unknown_chrom(tmp_path, tiny_stores, capsys, places):
-    from factornet_jax.reader import open_cell_store
-    store = open_cell_store(tiny_stores["cell_stores"][0])
-    with pytest.raises(FactorNetError) as info:
-        store.fetch_batch(np.array(["chr1", "chrUn_gl000220"]), np.array([0, 0]), 1000)
-    message = normalize(str(info.value), places)
-    assert "chrUn_gl000220" in message
-    check_documented("predict_bed_unknown_chrom", message)
-
-
-@pytest.mark.skipif(not PREDICT_CLI, reason="factornet predict not written yet")
-def test_predict_bed_unknown_chrom_cli(tmp_path, tiny_stores, capsys):
+    model = tiny_model_dir(tmp_path / "model")
     bed = tmp_path / "regions.bed"
-    bed.write_text("chr1\t0\t2000\nchrUn_gl000220\t0\t2000\n")
-    out = tmp_path / "out.bed.gz"
-    code, _, err = cli(["predict", "-i", tiny_stores["cell_stores"][0], "-m", tmp_path / "nomodel",
-                        "-b", bed, "-o", out], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not out.exists()
+    bed.write_text("chr1\t1000\t1200\nchrUn_gl000220\t0\t200\n")
+    out = tmp_path / "out.bedGraph.gz"
+    expect_error("predict_bed_unknown_chrom",
+                 predict_argv(tiny_stores["cell_stores"][0], model, bed, out), capsys, places,
+                 names=[f"{bed}:2", "chrUn_gl000220"])
+    assert not out.exists() and list(tmp_path.glob("*out*")) == []
 
 
 # ------------------------------------------------------------------ a few as real processes

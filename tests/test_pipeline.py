@@ -65,6 +65,12 @@ def mask_of(intervals, size, chrom):
     return mask
 
 
+def dgf_values(cell_peaks, chrom, size):
+    """(size,) float32 DGF track of a toy cell: 3 inside TFA peaks + 6 inside TFB peaks."""
+    return (3.0 * mask_of(cell_peaks["TFA"], size, chrom)
+            + 6.0 * mask_of(cell_peaks["TFB"], size, chrom)).astype(np.float32)
+
+
 def build_toy_dataset(root):
     """FASTA + blacklist + six GENCODE BEDs + cells ToyA (with relaxed peaks) and ToyB (without),
     tracks Unique35 (random) and DGF (3 in TFA peaks + 6 in TFB peaks, else 0), built into stores.
@@ -90,8 +96,7 @@ def build_toy_dataset(root):
         peaks[cell] = {tf: _random_intervals(rng, TOY_SIZES, 30, (120, 600)) for tf in TOY_TFS}
         relaxed[cell] = ({tf: _random_intervals(rng, TOY_SIZES, 20, (200, 900)) for tf in TOY_TFS}
                          if cell == "ToyA" else None)
-        dgf = {c: (3.0 * mask_of(peaks[cell]["TFA"], n, c) + 6.0 * mask_of(peaks[cell]["TFB"], n, c)
-                   ).astype(np.float32) for c, n in TOY_SIZES.items()}
+        dgf = {c: dgf_values(peaks[cell], c, n) for c, n in TOY_SIZES.items()}
         write_bigwig(folder / "u35.bw", TOY_SIZES, rng)
         _write_array_bigwig(folder / "dgf.bw", dgf)
         (folder / "bigwig.txt").write_text("u35.bw\tUnique35\ndgf.bw\tDGF\n")
@@ -302,7 +307,8 @@ def oracle_gencode(toy, chroms, starts):
     flags = np.zeros((len(starts), 6), np.float32)
     for k, name in enumerate(("cpg", "cds", "intron", "promoter", "utr5", "utr3")):
         for i, (chrom, start) in enumerate(zip(chroms, starts)):
-            flags[i, k] = mask_of(toy["annotations"][name], toy["sizes"][chrom], chrom)[start:start + 200].any()
+            mask = mask_of(toy["annotations"][name], toy["sizes"][chrom], chrom)
+            flags[i, k] = mask[start:start + 200].any()
     return flags
 
 
@@ -346,12 +352,10 @@ def test_batches_match_store_reads(toy, toy_stores, loader_examples):
             np.testing.assert_array_equal(batch["signal"][j], signal[0])
             np.testing.assert_allclose(batch["meta"][j], TOY_META[store.name], rtol=1e-6)
         np.testing.assert_array_equal(batch["gencode"][:n], oracle_gencode(toy, rows.chrom, rows.bin_start))
-    # the window is centred on the bin: the DGF track equals the oracle signal in the middle
+    # the window is centred on the bin: the DGF track equals the written values there
     first = examples.take(np.arange(1))
-    cell = list(TOY_META)[first.cell[0]]
     chrom, bin_start = first.chrom[0], int(first.bin_start[0])
-    size = toy["sizes"][chrom]
-    dgf = 3.0 * mask_of(toy["peaks"][cell]["TFA"], size, chrom) + 6.0 * mask_of(toy["peaks"][cell]["TFB"], size, chrom)
+    dgf = dgf_values(toy["peaks"][list(TOY_META)[first.cell[0]]], chrom, toy["sizes"][chrom])
     offset = bin_start + 100 - SEQ_LEN // 2
     np.testing.assert_array_equal(batches[0]["signal"][0, :, 1], dgf[offset:offset + SEQ_LEN])
     flags = np.concatenate([b["gencode"] for b in batches])[: len(examples)]
@@ -366,7 +370,8 @@ def test_batches_identical_with_threads_and_row_slices(toy_stores, loader_exampl
     for i, batch in enumerate(one):
         for key in batch:
             np.testing.assert_array_equal(batch[key], three[i][key])
-            np.testing.assert_array_equal(batch[key], np.concatenate([halves[0][i][key], halves[1][i][key]]))
+            joined = np.concatenate([halves[0][i][key], halves[1][i][key]])
+            np.testing.assert_array_equal(batch[key], joined)
 
 
 def test_batch_loader_max_batches_and_no_extras(toy_stores, loader_examples):

@@ -1,13 +1,14 @@
 """`factornet predict`: scores against LoadedModel.predict on hand-fetched windows, exclusion
 zone, GENCODE flags, order, output formats and the user errors."""
 import gzip
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 TRACKS = ("Unique35", "DGF")
 META = ("GEPC1", "GEPC2", "GEPC3")
@@ -288,3 +289,31 @@ def test_iter_bed_blocks_streams_gzip_with_line_numbers(tmp_path):
         list(iter_bed_blocks(truncated))
     with pytest.raises(InputFileError, match="file not found"):
         list(iter_bed_blocks(tmp_path / "missing.bed"))
+
+
+def test_blocks_without_usable_rows_keep_their_place(tiny_stores, multitask_model, tmp_path):
+    from factornet_jax.predict import predict_bed
+    rows = (ladder("chr1", 0, 150) + ladder("chr1", 1_000, 1_300)
+            + ladder("chr1", 49_650, 49_801) + ladder("chr11", 5_000, 5_100))
+    bed = write_bed(tmp_path / "b.bed", rows)
+    out = tmp_path / "p.bedGraph.gz"
+    summary = predict_bed(tiny_stores["cell_stores"][0], multitask_model["dir"], bed, out,
+                          tf="TFA", batch_size=4, block_lines=3)
+    got = read_rows(out)
+    assert [r[:3] for r in got] == rows
+    scores = np.array([r[3] for r in got])
+    # first 3 and the 4 at chr1's end are in the exclusion zone (first / last 200 bp)
+    assert (scores[:3] == 0).all() and (scores[9:13] == 0).all()
+    assert (scores[3:9] > 0).all() and (scores[13:] > 0).all()
+    assert summary.n_excluded == 7 and summary.batch_size == 4
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "resources").is_dir(), reason="../shared data absent")
+def test_scan_reads_the_dream_ladder_format():
+    from factornet_jax.bed import read_chrom_sizes
+    from factornet_jax.predict import scan_bed
+    resources = SHARED_DATA / "resources"
+    sizes = read_chrom_sizes(resources / "hg19.autoX.chrom.sizes")
+    scan = scan_bed(resources / "sample_ladder_regions.blacklistfiltered.bed.gz", sizes,
+                    need_sorted=True)
+    assert scan.n_bins == 100_000 and scan.chrom_order == ["chr1"] and scan.sorted_runs

@@ -69,7 +69,8 @@ def run(config, overwrite=False):
     lines = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pipeline, "BatchLoader", SpyLoader)
-        result = train_and_evaluate(config, overwrite=overwrite, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+        result = train_and_evaluate(config, overwrite=overwrite,
+                                    log=lambda *a, **k: lines.append(" ".join(map(str, a))))
     return result, lines, seen["train"], (seen["valid"][-1] if seen["valid"] else None)
 
 
@@ -135,7 +136,6 @@ def check_model_dir(toy, model_dir, config, result, valid_examples):
     history = json.loads((out / "history.json").read_text())
     assert strip_timing(history) == strip_timing(result.history)
     assert [h["epoch"] for h in history] == list(range(1, config.epochs + 1))
-    # the held-out chromosomes: training rows on chr2 only, validation rows on chr11 only
     final = modeldir.load_model(out, "final")
     assert final.tfs == tasks
     onehot, signal, meta, flags = oracle_inputs(toy, valid_examples, config.seq_len, config.meta,
@@ -183,14 +183,14 @@ def test_held_out_chromosomes_are_never_trained_on(base_run):
 
 
 @pytest.mark.parametrize("changes", [
-    dict(factor="TFA"),
+    dict(factor="TFA", recurrent=0),
     dict(factor="TFB", meta=True),
-    dict(factor="TFA", gencode=True),
+    dict(factor="TFA", gencode=True, recurrent=-3),
     dict(factor="TFB", meta=True, gencode=True, negatives=2),
-    dict(recurrent=0),
-    dict(recurrent=-3),
-], ids=["onePeak", "meta", "GENCODE", "metaGENCODE", "r0", "r-3"])
+], ids=["onePeak-r0", "meta", "GENCODE-r-3", "metaGENCODE-n2"])
 def test_model_types_train_and_reload(toy, tmp_path, changes):
+    """The four single-task types (multiTask is base_run); -r 0 (no BiLSTM) and -r < 0 (global
+    max-pool) ride along to keep the number of compiled architectures down."""
     config = make_config(toy, tmp_path / "model", epochs=1, max_steps_per_epoch=2, **changes)
     result, _, train, valid = run(config)
     assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
@@ -255,7 +255,8 @@ def test_resume_after_kill_equals_uninterrupted_run(toy, base_run, tmp_path, kil
     assert any(f"after epoch {kill_epoch}" in line for line in lines), lines
     assert len(train) == 2 - kill_epoch                      # only the missing epochs ran
     assert strip_timing(result.history) == strip_timing(base_run["result"].history)
-    assert strip_timing(json.loads((out / "history.json").read_text())) == strip_timing(base_run["result"].history)
+    written = json.loads((out / "history.json").read_text())
+    assert strip_timing(written) == strip_timing(base_run["result"].history)
     assert_npz_equal(out / "final.npz", base_run["dir"] / "final.npz")
     assert_npz_equal(out / "best.npz", base_run["dir"] / "best.npz")
     assert result.best_epoch == base_run["result"].best_epoch
@@ -263,20 +264,31 @@ def test_resume_after_kill_equals_uninterrupted_run(toy, base_run, tmp_path, kil
 
 def test_resume_when_killed_between_checkpoint_renames(toy, base_run, tmp_path):
     """save_checkpoint renames checkpoint -> checkpoint.old, then checkpoint.tmp -> checkpoint; a
-    kill between the two leaves only checkpoint.old (+ .tmp), which load_checkpoint accepts."""
+    kill between the two (here while committing epoch 2) leaves checkpoint.old (epoch 1) and
+    checkpoint.tmp, which load_checkpoint is written to accept: the rerun must resume."""
+    import os
     config = make_config(toy, tmp_path / "renames")
+    rename, commits = os.rename, []
+
+    def rename_then_die(src, dst):
+        if Path(src).name == "checkpoint.tmp":
+            commits.append(dst)
+            if len(commits) == 2:
+                raise Killed
+        rename(src, dst)
+
     with pytest.MonkeyPatch.context() as patch:
-        kill_after_checkpoint(patch, 1)
+        patch.setattr(os, "rename", rename_then_die)
         with pytest.raises(Killed):
             run(config)
     out = tmp_path / "renames"
-    shutil.copytree(out / "checkpoint", out / "checkpoint.tmp")
-    (out / "checkpoint").rename(out / "checkpoint.old")
+    assert not (out / "checkpoint").exists() and (out / "checkpoint.old" / "state.json").is_file()
     result, lines, train, _ = run(config)
     assert strip_timing(result.history) == strip_timing(base_run["result"].history)
     assert_npz_equal(out / "final.npz", base_run["dir"] / "final.npz")
     assert any("after epoch 1" in line for line in lines), \
         f"the run restarted from scratch instead of resuming: {lines}"
+    assert len(train) == 1
 
 
 def _fake_metrics(losses):
@@ -457,20 +469,26 @@ def test_cell_folder_input_resolves_to_its_built_store(toy, base_run, tmp_path):
     assert strip_timing(result.history) == strip_timing(base_run["result"].history)
 
 
-def test_validation_store_with_other_tf_order_is_refused(toy, tmp_path):
-    """-vi stores must have the training stores' TFs in the same order; otherwise validation
-    labels would be scored against the wrong output columns."""
+@pytest.mark.parametrize("what", ["tf-order", "meta-names"])
+def test_validation_store_must_match_training_stores(toy, tmp_path, what):
+    """-vi stores must have the training stores' TFs in the same order (multi-task; otherwise
+    validation labels are scored against the wrong output columns) and, with -m, the same meta
+    names (otherwise other features feed the same inputs)."""
     from factornet_jax.build import BuildRequest, build_stores
     from factornet_jax.errors import FactorNetError
     folder = tmp_path / "ToyC"
     shutil.copytree(toy["cells"][1], folder)
-    lines = (folder / "chip.txt").read_text().splitlines()
-    (folder / "chip.txt").write_text("\n".join(reversed(lines)) + "\n")
+    if what == "tf-order":
+        lines = (folder / "chip.txt").read_text().splitlines()
+        (folder / "chip.txt").write_text("\n".join(reversed(lines)) + "\n")
+        changes = dict(epochs=1, max_steps_per_epoch=1)
+    else:
+        (folder / "meta.txt").write_text("".join(f"{v}\tOTHER{k}\n" for k, v in enumerate((1.0, 2.0, 3.0))))
+        changes = dict(epochs=1, max_steps_per_epoch=1, factor="TFB", meta=True)
     stores_dir = tmp_path / "stores"
     shutil.copytree(toy["stores_dir"] / "genome.zarr", stores_dir / "genome.zarr")
     build_stores(BuildRequest(cell_dirs=(str(folder),), genome=str(toy["fasta"]),
                               stores_dir=str(stores_dir), chunk_bases=4096))
-    config = make_config(toy, tmp_path / "model", epochs=1, max_steps_per_epoch=1,
-                         valid_inputs=(str(stores_dir / "ToyC.zarr"),))
-    with pytest.raises(FactorNetError, match="TF"):
+    config = make_config(toy, tmp_path / "model", valid_inputs=(str(stores_dir / "ToyC.zarr"),), **changes)
+    with pytest.raises(FactorNetError, match="-vi"):
         run(config)

@@ -353,15 +353,20 @@ def test_trained_kernel_matches_the_simulated_tf_motif(tmp_path):
     from factornet_jax.training import train_and_evaluate
     from factornet_jax.visualize import visualize
 
-    sim = simulate(tmp_path / "sim", SimulationConfig(seed=3, genome_mb=4.0, cells=("CellA",), tfs=("CTCF",)))
-    build_stores(BuildRequest(cell_dirs=tuple(str(c) for c in sim.cell_dirs), genome=str(sim.fasta),
+    sim = simulate(tmp_path / "sim", SimulationConfig(seed=3, genome_mb=12.0, cells=("CellA",), tfs=("CTCF",),
+                                                      cofactors=(("CTCF", "ZNF143"),)))
+    cell = sim.cells["CellA"]
+    build_stores(BuildRequest(cell_dirs=(str(cell.folder),), genome=str(sim.fasta),
                               stores_dir=str(tmp_path / "stores")))
     store = tmp_path / "stores" / "CellA.zarr"
-    config = TrainConfig(inputs=(str(store),), output=str(tmp_path / "model"), epochs=4, seq_len=200,
-                         kernel_width=20, kernels=16, recurrent=0, dense=32, factor="CTCF", seed=1)
-    train_and_evaluate(config)
-    peaks = next(Path(sim.cell_dirs[0]).glob("*CTCF*conservative*"))
-    summary = visualize(store, tmp_path / "model", peaks, tmp_path / "vis", motif_db=sim.motifs_path)
+    # global max-pool (-r -1) at lr 0.003 learns CTCF in ~25 s on 2 CPU cores (valid loss ~0.10)
+    config = TrainConfig(inputs=(str(store),), output=str(tmp_path / "model"), epochs=60, patience=60,
+                         learning_rate=0.003, seq_len=200, kernel_width=20, kernels=16, recurrent=-1,
+                         dense=32, factor="CTCF", seed=1)
+    train_and_evaluate(config, log=lambda *a, **k: None)
+    summary = visualize(store, tmp_path / "model", cell.conservative["CTCF"], tmp_path / "vis",
+                        chrom="chr1", motif_db=sim.motifs)
     _, rows = read_matches(tmp_path / "vis" / "matches.tsv")
-    ctcf = find_motif(read_meme(sim.motifs_path), "CTCF").name
-    assert any(r["motif"] == ctcf and r["rank"] == "1" and float(r["score"]) > 0.6 for r in rows), summary.line()
+    ctcf = find_motif(read_meme(sim.motifs), "CTCF").name
+    assert any(r["motif"] == ctcf and r["rank"] == "1" and float(r["score"]) > 0.7 and int(r["overlap"]) >= 10
+               for r in rows), summary.line()

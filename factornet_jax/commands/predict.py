@@ -7,7 +7,6 @@ FactorNet's flags -i -m -f -b -o keep their meaning. -f is needed when the model
 several TFs (one TF per output file, as FactorNet wrote them). An existing output is refused
 unless -oc/--force is given. Scores: see factornet_jax.predict.
 """
-from factornet_jax.predict import DEFAULT_BATCH_SIZE
 
 
 def add_arguments(parser):
@@ -27,8 +26,9 @@ def add_arguments(parser):
                    help="also write a bigWig (needs a sorted BED; each interval's central 50 bp)")
     p.add_argument("-oc", "--force", action="store_true",
                    help="overwrite existing output files")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH_SIZE,
-                   help=f"windows per compiled call, over all devices ({DEFAULT_BATCH_SIZE})")
+    p.add_argument("--batch", type=int, default=None,
+                   help="windows per compiled call, over all devices (default: 64 per device "
+                        "on CPU, 512 per device on GPU/TPU)")
     p.add_argument("--threads", type=int, default=2, help="batch-assembling threads (2)")
     p.add_argument("--checkpoint", default="best", choices=["best", "final"],
                    help="which parameters of the model dir to use (best)")
