@@ -261,8 +261,10 @@ def train_differences(a, b):
 def train_trial(store, out, reference, delay, cwd):
     shutil.rmtree(out, ignore_errors=True)
     killed = run_killed(train_command(store, out), delay, cwd)
+    state = Path(out) / "checkpoint" / "state.json"
+    committed = json.loads(state.read_text())["epoch"] if state.is_file() else 0
     run_to_end(train_command(store, out), cwd)
-    return {"killed": killed, "delay": delay,
+    return {"killed": killed, "delay": delay, "epochs_committed": committed,
             "problems": train_differences(model_result(out), reference)}
 
 
@@ -307,7 +309,7 @@ def main(argv=None):
         train_seconds = time.perf_counter() - t0
         ref_model = model_result(work / "model_ref")
         print(f"uninterrupted train run: {train_seconds:.1f} s")
-        survived = killed = done = 0
+        survived = killed = done = resumed = 0
         deadline = time.perf_counter() + args.train_budget
         while done < args.train_trials and time.perf_counter() + 2 * train_seconds < deadline:
             result = train_trial(store, work / "model", ref_model,
@@ -315,10 +317,13 @@ def main(argv=None):
             done += 1
             survived += not result["problems"]
             killed += result["killed"]
+            resumed += result["epochs_committed"] > 0
             print(f"train trial {done}: kill at {result['delay']:.1f} s "
-                  f"({'killed' if result['killed'] else 'had finished'}) "
+                  f"({'killed' if result['killed'] else 'had finished'}, "
+                  f"{result['epochs_committed']} epochs checkpointed) "
                   f"{'ok' if not result['problems'] else result['problems']}", flush=True)
-        print(f"train: survived {survived}/{done} ({killed} killed mid-run)")
+        print(f"train: survived {survived}/{done} ({killed} killed mid-run, {resumed} of them "
+              "resumed from a checkpoint)")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,6 +1,5 @@
 """`preprocess build`: one genome store per FASTA, one cell store per input folder."""
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field

@@ -3,7 +3,6 @@
 simulate -> preprocess build (3 cell lines) -> train run (onePeak, two cell lines) ->
 predict (the held-out cell line's test chromosomes, DREAM-ladder layout) -> evaluate.
 """
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -16,13 +16,11 @@ target and renamed into place last, so a half-written report never looks complet
 from __future__ import annotations
 
 import gzip
+import io
 import itertools
 import json
 import math
-import os
 import re
-import shutil
-import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +29,9 @@ import numpy as np
 
 from factornet_jax import metrics
 from factornet_jax.bed import read_bed
-from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
+from factornet_jax.errors import ConfigError, InputFileError
 from factornet_jax.intervals import IntervalSet
+from factornet_jax.outputs import check_out_dir, open_maybe_gzip, write_dir_atomically
 from factornet_jax.progress import Progress
 
 REPORT_FORMAT = "factornet-jax/evaluation"
@@ -44,7 +43,6 @@ BOUND, UNBOUND, AMBIGUOUS = 1, 0, -1
 SCORED_BIN_DTYPE = np.dtype([("start", "i8"), ("end", "i8"), ("score", "f8")])
 
 _SKIP_PREFIXES = ("track", "browser", "#")
-_GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK_LINES = 1 << 18
 _MAX_CHROM_NAME = 64
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -56,20 +54,8 @@ TABLE_COLUMNS = ("prediction", "chroms", "auROC", "auPRC", "recall_at_50fdr", "r
 # ------------------------------------------------------------------------ predictions
 
 def _open_text(path):
-    """Text handle of a plain or gzipped file (gzip detected by its magic bytes)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            magic = handle.read(2)
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found; check the path") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a directory, expected a prediction file") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read file ({exc.strerror})") from None
-    if magic == _GZIP_MAGIC:
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, "rt", encoding="utf-8")
+    """Text handle of a plain or gzipped prediction file."""
+    return io.TextIOWrapper(open_maybe_gzip(path, "prediction file"), encoding="utf-8")
 
 
 def _is_data_line(line):
@@ -460,41 +446,6 @@ def _json_ready(value):
     return value
 
 
-def check_report_dir(report_dir, overwrite):
-    """Refuse an existing report folder unless overwrite (-oc)."""
-    report_dir = Path(report_dir)
-    if report_dir.exists() and not report_dir.is_dir():
-        raise FactorNetError(f"{report_dir}: exists and is not a folder; choose another -o")
-    if report_dir.exists() and not overwrite:
-        raise FactorNetError(f"{report_dir}: report folder already exists; use -oc to overwrite "
-                             "it or choose another -o")
-
-
-def write_report_dir(report_dir, overwrite, write_contents):
-    """Create `report_dir` atomically: `write_contents(tmp_folder)` fills a temporary folder
-    beside it, which is renamed into place only after it returns."""
-    report_dir = Path(report_dir)
-    check_report_dir(report_dir, overwrite)
-    report_dir.parent.mkdir(parents=True, exist_ok=True)
-    # mkdir (not mkdtemp, which makes it private 0700) so the folder gets the usual umask
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = report_dir.parent / f".{report_dir.name}.partial-{tag}"
-    tmp.mkdir()
-    try:
-        write_contents(tmp)
-        if report_dir.exists():
-            old = report_dir.parent / f".{report_dir.name}.old-{tag}"
-            os.replace(report_dir, old)
-            os.replace(tmp, report_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, report_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return report_dir
-
-
 def evaluate(prediction_paths, peaks_path, report_dir, relaxed_path=None, chroms=None,
              overwrite=False, plots=True):
     """Score prediction files against peaks and write the report folder.
@@ -503,7 +454,7 @@ def evaluate(prediction_paths, peaks_path, report_dir, relaxed_path=None, chroms
     -------
     report : dict, the metrics.json content (NaN where undefined)
     """
-    check_report_dir(report_dir, overwrite)  # fail before the long part
+    check_out_dir(report_dir, overwrite, "report folder")  # fail before the long part
     scored = score_predictions(prediction_paths, peaks_path, relaxed_path, chroms)
     report = build_report(scored, peaks_path, relaxed_path, chroms)
     if not plots:
@@ -517,5 +468,5 @@ def evaluate(prediction_paths, peaks_path, report_dir, relaxed_path=None, chroms
         if plots:
             draw_curves(scored, report, folder)
 
-    write_report_dir(report_dir, overwrite, write_contents)
+    write_dir_atomically(report_dir, overwrite, write_contents, "report folder")
     return report

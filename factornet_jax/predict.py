@@ -54,6 +54,7 @@ import numpy as np
 from factornet_jax.bed import unknown_chrom_message
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone, gencode_flags
+from factornet_jax.outputs import open_maybe_gzip
 from factornet_jax.progress import Progress
 
 BLOCK_LINES = 100_000
@@ -63,7 +64,6 @@ BLOCK_LINES = 100_000
 # accelerators a large batch keeps the device busy.
 CPU_BATCH_PER_DEVICE = 64
 ACCELERATOR_BATCH_PER_DEVICE = 512
-_GZIP_MAGIC = b"\x1f\x8b"
 _SKIP_PREFIXES = ("track", "browser", "#")
 
 
@@ -100,21 +100,8 @@ class BedBlock:
 # ------------------------------------------------------------------ BED streaming
 
 def _open_bed(path):
-    """Binary handle of a plain or gzipped file (gzip detected by its magic bytes)."""
-    path = Path(path)
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found; check the -b path") from None
-    except IsADirectoryError:
-        raise InputFileError(path, "is a directory, expected a BED file") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read file ({exc.strerror})") from None
-    if handle.read(2) == _GZIP_MAGIC:
-        handle.close()
-        return gzip.open(path, "rb")
-    handle.seek(0)
-    return handle
+    """Binary handle of a plain or gzipped BED."""
+    return open_maybe_gzip(path, "BED file")
 
 
 def _bad_line(path, line_no, line):

@@ -195,7 +195,11 @@ def load_checkpoint(model_dir, template):
 # ------------------------------------------------------------------ the compiled steps
 
 def make_steps(model, tx, mesh, compute_dtype):
-    """jit-compiled train and eval steps over `mesh` (batch split on "data")."""
+    """jit-compiled train and eval steps over `mesh` (batch split on "data").
+
+    `tx` may be None when only the eval step is used (prediction): the train step is traced
+    lazily, on its first call.
+    """
     import jax
     import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec as P
@@ -401,8 +405,6 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
 
 def _predict_examples(eval_step, params, stores, examples, batch_size, spec, loader_args, sharding):
     """Probabilities (N, T) for rows of `examples`, with their labels and weights."""
-    import jax
-
     from factornet_jax.pipeline import BatchLoader
     loader = BatchLoader(stores, examples, batch_size, spec, **loader_args)
     outputs = []

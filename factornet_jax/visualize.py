@@ -42,15 +42,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from factornet_jax.errors import FactorNetError
+from factornet_jax.outputs import check_out_dir, write_dir_atomically
 
 LAYERS = ("conv", "position_dense")
 LAYER_SUFFIX = {"conv": "", "position_dense": "2"}   # motifs.txt / motifs2.txt etc.
@@ -450,43 +449,6 @@ def write_outputs(folder, sites_by_layer, track_names, database):
         (folder / "matches.tsv").write_text("".join("\t".join(str(v) for v in r) + "\n" for r in rows))
 
 
-def check_out_dir(out_dir, overwrite):
-    """Refuse an existing output folder unless overwrite (-oc)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FactorNetError(f"{out_dir}: exists and is not a folder; choose another -o")
-    if out_dir.exists() and not overwrite:
-        raise FactorNetError(f"{out_dir}: output folder already exists; use -oc to overwrite it "
-                             "or choose another -o")
-
-
-def write_atomically(out_dir, overwrite, write_contents):
-    """Fill ``OUT.partial`` with `write_contents(folder)`, then rename it to OUT.
-
-    A leftover ``OUT.partial`` from an interrupted run is removed first; on failure the
-    partial folder is removed and OUT is untouched.
-    """
-    out_dir = Path(out_dir)
-    check_out_dir(out_dir, overwrite)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    try:
-        write_contents(partial)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(partial, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(partial, out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return out_dir
-
-
 def _load_database(motif_db):
     """(path, motifs) of the motif database: `motif_db`, else the default; (None, None) if none."""
     from factornet_jax.meme import read_meme
@@ -552,7 +514,7 @@ def visualize(cell_store, model_dir, bed_path, out_dir, chrom="chr11", motif_db=
                              f"intervals on {chrom} run off the chromosome")
     with Progress(f"visualize {chrom}", total=len(starts), unit="windows") as bar:
         sites = collect_sites(store, model, chrom, starts, batch_size, progress=bar)
-    write_atomically(out_dir, overwrite,
+    write_dir_atomically(out_dir, overwrite,
                      lambda folder: write_outputs(folder, sites, cfg.track_names, database))
     return VisualizeSummary(
         out_dir=str(out_dir), chrom=chrom, n_intervals=n_on, n_windows=int(len(starts)),

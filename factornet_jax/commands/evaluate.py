@@ -8,7 +8,7 @@ folder, overwritten if it exists) works too.
 """
 import time
 
-from factornet_jax.errors import ConfigError
+from factornet_jax.commands._output import add_output_arguments, output_from_args
 
 
 def add_arguments(parser):
@@ -23,31 +23,14 @@ def add_arguments(parser):
                              "and left out (ENCODE-DREAM)")
     parser.add_argument("--chroms", nargs="+", metavar="CHROM",
                         help="evaluate only these chromosomes (default: all of each prediction file)")
-    parser.add_argument("-o", "--outputdir", metavar="REPORT_DIR",
-                        help="report folder to create (metrics.json, metrics.tsv, PR and ROC PNGs)")
-    parser.add_argument("-oc", "--outputdirc", nargs="?", const=True, default=None,
-                        metavar="REPORT_DIR",
-                        help="overwrite the report folder if it exists (alone: the -o folder)")
+    add_output_arguments(parser, "REPORT_DIR")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG curves")
-
-
-def report_dir_from_args(args):
-    """(report folder, overwrite) from -o / -oc."""
-    clobber = args.outputdirc
-    if isinstance(clobber, str):
-        if args.outputdir is not None:
-            raise ConfigError("-o and -oc REPORT_DIR both name a report folder; give one "
-                              "(-o DIR -oc, or -oc DIR)")
-        return clobber, True
-    if args.outputdir is None:
-        raise ConfigError("no report folder: give -o REPORT_DIR (add -oc to overwrite it)")
-    return args.outputdir, clobber is True
 
 
 def main(args):
     from factornet_jax.evaluate import evaluate, format_table
 
-    report_dir, overwrite = report_dir_from_args(args)
+    report_dir, overwrite = output_from_args(args, "REPORT_DIR")
     start = time.perf_counter()
     report = evaluate(args.predictions, args.peaks, report_dir, relaxed_path=args.relaxed,
                       chroms=args.chroms, overwrite=overwrite, plots=not args.no_plots)

@@ -7,34 +7,19 @@
 """
 import sys
 
-from factornet_jax.errors import ConfigError
+from factornet_jax.commands._output import add_output_arguments, output_from_args
 
 
 def add_arguments(parser):
     parser.add_argument("keras_dir", metavar="KERAS_MODEL_DIR",
                         help="released model folder: model.json, best_model.hdf5/final_model.hdf5, "
                              "chip.txt, feature.txt, bigwig.txt, meta.txt, history.pkl")
-    parser.add_argument("-o", "--outputdir", metavar="OUT_MODEL_DIR", help="model dir to create")
-    parser.add_argument("-oc", "--outputdirc", nargs="?", const=True, default=None, metavar="OUT_MODEL_DIR",
-                        help="overwrite the model dir if it exists (alone: the -o folder)")
-
-
-def output_dir_from_args(args):
-    """(output folder, overwrite) from -o / -oc."""
-    clobber = args.outputdirc
-    if isinstance(clobber, str):
-        if args.outputdir is not None:
-            raise ConfigError("-o and -oc OUT_MODEL_DIR both name an output folder; give one "
-                              "(-o DIR -oc, or -oc DIR)")
-        return clobber, True
-    if args.outputdir is None:
-        raise ConfigError("no output folder: give -o OUT_MODEL_DIR (add -oc to overwrite it)")
-    return args.outputdir, clobber is True
+    add_output_arguments(parser, "OUT_MODEL_DIR")
 
 
 def main(args):
     from factornet_jax.keras_import import import_keras_model
-    out_dir, overwrite = output_dir_from_args(args)
+    out_dir, overwrite = output_from_args(args, "OUT_MODEL_DIR")
     result = import_keras_model(args.keras_dir, out_dir, overwrite=overwrite)
     for warning in result.warnings:
         print(f"factornet: warning: {warning}", file=sys.stderr)

@@ -1,0 +1,23 @@
+"""-o / -oc as FactorNet's commands take them: `-o DIR` (refuse an existing one), `-oc DIR`
+(overwrite), and also `-o DIR -oc` (flag form)."""
+from factornet_jax.errors import ConfigError
+
+
+def add_output_arguments(parser, metavar):
+    parser.add_argument("-o", "--outputdir", default=None, metavar=metavar,
+                        help="output folder (refused if it exists)")
+    parser.add_argument("-oc", "--outputdirc", nargs="?", const=True, default=None, metavar=metavar,
+                        help="overwrite the output folder if it exists (alone: the -o folder)")
+
+
+def output_from_args(args, metavar):
+    """(output folder, overwrite) from -o / -oc."""
+    clobber = args.outputdirc
+    if isinstance(clobber, str):
+        if args.outputdir is not None:
+            raise ConfigError(f"-o and -oc {metavar} both name an output folder; give one "
+                              "(-o DIR -oc, or -oc DIR)")
+        return clobber, True
+    if args.outputdir is None:
+        raise ConfigError(f"no output folder: give -o {metavar} (add -oc to overwrite it)")
+    return args.outputdir, clobber is True
