@@ -47,17 +47,38 @@ def codes_to_onehot(codes):
 
 
 def _write_fai(fasta_path, fai_path):
-    """Index a FASTA with pyfaidx, turning its complaints into one-line errors."""
+    """Index a FASTA with pyfaidx into a temporary file, renamed into place when complete
+    (a crash never leaves a cut-short .fai), turning pyfaidx's complaints into one-line errors."""
     import pyfaidx
 
+    tmp = f"{fai_path}.{os.getpid()}.tmp"
     try:
-        pyfaidx.Faidx(str(fasta_path), build_index=True, rebuild=True)
+        pyfaidx.Faidx(str(fasta_path), indexname=tmp, build_index=True, rebuild=True)
+        os.replace(tmp, fai_path)
+    except OSError as err:
+        raise InputFileError(fasta_path, f"could not write the .fai index beside it ({err}); "
+                             "make the directory writable or index it with `samtools faidx`") from None
     except Exception as err:  # pyfaidx raises several types for malformed FASTA
         raise InputFileError(fasta_path, f"cannot index FASTA ({err}); fix the file "
                              f"(consistent line lengths, unique names)") from None
-    if not os.path.exists(fai_path):
-        raise InputFileError(fasta_path, "could not write the .fai index beside it; "
-                             "make the directory writable or index it with `samtools faidx`")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _fai_covers_file(records, fasta_path):
+    """True when the last indexed chromosome ends where the FASTA file ends (only line breaks
+    may follow): a .fai cut short, or one of another FASTA, is rebuilt rather than trusted."""
+    last = records[-1]
+    if last.line_bases <= 0:
+        return False
+    end = last.offset + (last.length // last.line_bases) * last.line_bytes + last.length % last.line_bases
+    size = os.path.getsize(fasta_path)
+    if size < end:
+        return False
+    with open(fasta_path, "rb") as handle:
+        handle.seek(end)
+        return not handle.read(4096).strip()
 
 
 def read_fai(fasta_path):
@@ -73,6 +94,14 @@ def read_fai(fasta_path):
     fai_path = fasta_path + ".fai"
     if not os.path.exists(fai_path) or os.path.getmtime(fai_path) < os.path.getmtime(fasta_path):
         _write_fai(fasta_path, fai_path)
+    records = _parse_fai(fasta_path, fai_path)
+    if not _fai_covers_file(records, fasta_path):
+        _write_fai(fasta_path, fai_path)
+        records = _parse_fai(fasta_path, fai_path)
+    return records
+
+
+def _parse_fai(fasta_path, fai_path):
     records, seen = [], set()
     with open(fai_path) as handle:
         for line_no, line in enumerate(handle, 1):

@@ -386,8 +386,9 @@ def motif_kernel(pwm, kernel_width: int) -> np.ndarray:
     return kernel
 
 
-def inject_motif(params: dict, pwm) -> dict:
-    """Copy of `params` with the motif in conv kernel 0 and its reverse complement in kernel 1.
+def inject_motif(params: dict, pwm, first: int = 0) -> dict:
+    """Copy of `params` with the motif in conv kernel `first` and its reverse complement in
+    kernel `first + 1` (FactorNet -mo: kernels 0 and 1).
 
     Signal channels of both kernels are set to zero; biases are unchanged.
 
@@ -398,13 +399,14 @@ def inject_motif(params: dict, pwm) -> dict:
     """
     kernel = np.array(params["conv"]["kernel"], dtype=np.float32)
     width, _, n_kernels = kernel.shape
-    if n_kernels < 2:
-        raise ConfigError("motif injection needs at least 2 kernels (-k)")
+    if n_kernels < first + 2:
+        raise ConfigError(f"motif injection into kernels {first} and {first + 1} needs at least "
+                          f"{first + 2} kernels (-k)")
     motif = motif_kernel(pwm, width)
-    kernel[:, :, 0] = 0.0
-    kernel[:, :, 1] = 0.0
-    kernel[:, :4, 0] = motif
-    kernel[:, :4, 1] = motif[::-1, ::-1]
+    kernel[:, :, first] = 0.0
+    kernel[:, :, first + 1] = 0.0
+    kernel[:, :4, first] = motif
+    kernel[:, :4, first + 1] = motif[::-1, ::-1]
     out = dict(params)                       # new top-level container; other leaves shared
     out["conv"] = dict(params["conv"], kernel=kernel)
     return out

@@ -142,7 +142,10 @@ def _open_partial(partial, attrs):
     """Open (or start) a partial store; drop it if it was started from other inputs."""
     import zarr
     existing = read_store_attrs(partial)
-    if existing is not None and existing.get("build_key") != attrs["build_key"]:
+    digests = {role: source["digest"] for role, source in attrs["sources"].items()}
+    if existing is not None and (existing.get("build_key") != attrs["build_key"] or {
+            role: source["digest"] for role, source in existing.get("sources", {}).items()} != digests):
+        # started from other inputs: its finished arrays must not be mixed with new ones
         shutil.rmtree(partial)
         existing = None
     group = zarr.open_group(partial, mode="a", zarr_format=3)
@@ -343,13 +346,15 @@ def set_genome_intervals(genome_path, blacklist=None, annotations_dir=None):
             or recorded[k]["path"] != os.path.abspath(p)}
     if not todo:
         return False
+    # Resource BEDs hold contigs the genome may lack (chrM, haplotypes): dropped; a chr1-vs-1
+    # naming mismatch or an interval past a chromosome end is still an error. Every file is
+    # read and checked before anything is written, so a bad one changes nothing.
+    parsed = {key: read_bed(path, chrom_sizes=chrom_sizes, drop_unknown_chroms=True)
+              for key, path in todo.items()}
     with StoreLock(genome_path):
         group = zarr.open_group(genome_path, mode="a", zarr_format=3)
         for key, path in todo.items():
-            # Resource BEDs hold contigs the genome may lack (chrM, haplotypes): dropped; a
-            # chr1-vs-1 naming mismatch or an interval past a chromosome end is still an error.
-            records = read_bed(path, chrom_sizes=chrom_sizes, drop_unknown_chroms=True)
-            _write_small(group, f"intervals/{key}", intervals_to_array(records, index))
+            _write_small(group, f"intervals/{key}", intervals_to_array(parsed[key], index))
             recorded[key] = source_record(path)
         attrs = dict(group.attrs[ATTR])
         attrs["interval_sources"] = recorded
@@ -360,7 +365,7 @@ def set_genome_intervals(genome_path, blacklist=None, annotations_dir=None):
 
 # ---------------------------------------------------------------- cell store
 
-def _bigwig_chroms(track, chrom_names, listed_in):
+def _bigwig_chroms(track, chrom_sizes, listed_in):
     import pyBigWig
     try:
         handle = pyBigWig.open(track.path)
@@ -369,11 +374,15 @@ def _bigwig_chroms(track, chrom_names, listed_in):
     if handle is None or not handle.isBigWig():
         raise InputFileError(listed_in, f"{track.path} is not a readable bigWig file")
     bw_chroms = handle.chroms()
-    missing = [c for c in chrom_names if c not in bw_chroms]
+    missing = [c for c in chrom_sizes if c not in bw_chroms]
     if missing:
         hint = _naming_hint(missing[0], list(bw_chroms))
         raise InputFileError(track.path, f"has no chromosome {missing[0]!r}{hint}; restrict the "
                              "build with --chroms or use a bigWig for this genome")
+    for chrom, size in chrom_sizes.items():
+        if bw_chroms[chrom] != size:
+            raise InputFileError(track.path, f"chromosome {chrom!r} is {bw_chroms[chrom]} bp here but "
+                                 f"{size} bp in the genome FASTA; use a bigWig made for this genome build")
     return handle
 
 
@@ -434,7 +443,7 @@ def build_cell_store(cell, genome_path, out_path, chroms=None, chunk_bases=DEFAU
 
     bigwig_txt = os.path.join(cell.folder, "bigwig.txt")
     chip_txt = os.path.join(cell.folder, "chip.txt")
-    handles = [_bigwig_chroms(t, chrom_names, bigwig_txt) for t in cell.tracks]
+    handles = [_bigwig_chroms(t, chrom_sizes, bigwig_txt) for t in cell.tracks]
     peaks = {}
     for entry in cell.chip:  # parse (and validate) all peaks before writing anything big
         peaks[(entry.tf, "conservative")] = _read_peaks(entry, "conservative", entry.conservative,

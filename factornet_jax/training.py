@@ -416,7 +416,9 @@ def _predict_examples(eval_step, params, stores, examples, batch_size, spec, loa
 
 
 def _inject_motifs(params, config, tasks, log):
-    """-mo: the TF's canonical motif into kernels 0 and 1 (a missing motif is a warning)."""
+    """-mo: each TF's canonical motif and its reverse complement into a pair of kernels (the
+    TF of a single-task model: kernels 0 and 1; multi-task: TF t into 2t, 2t + 1 while kernels
+    last). A TF without a motif in the database is a warning, not an error."""
     from factornet_jax.meme import find_motif, read_meme
     from factornet_jax.model import inject_motif
     path = config.motif_db or _default_motif_db()
@@ -424,13 +426,18 @@ def _inject_motifs(params, config, tasks, log):
         log("warning: -mo given but no motif database found; pass --motif-db MEME", file=sys.stderr)
         return params
     motifs = read_meme(path)
-    try:
-        motif = find_motif(motifs, tasks[0])
-    except FactorNetError:
-        log(f"warning: no motif for {tasks[0]} in {path}; kernels left random", file=sys.stderr)
-        return params
-    log(f"-mo: kernels 0 and 1 start from motif {motif.name} and its reverse complement")
-    return inject_motif(params, motif.pwm)
+    n_kernels = np.shape(params["conv"]["kernel"])[-1]
+    for t, tf in enumerate(tasks[: n_kernels // 2]):
+        try:
+            motif = find_motif(motifs, tf)
+        except FactorNetError:
+            log(f"warning: no motif for {tf} in {path}; kernels {2 * t}, {2 * t + 1} left random",
+                file=sys.stderr)
+            continue
+        log(f"-mo: kernels {2 * t} and {2 * t + 1} start from motif {motif.name} of {tf} and its "
+            "reverse complement")
+        params = inject_motif(params, motif.pwm, first=2 * t)
+    return params
 
 
 def _default_motif_db():

@@ -1,0 +1,27 @@
+"""-mo: canonical motifs start in pairs of first-layer kernels; a missing motif only warns."""
+import numpy as np
+
+from factornet_jax.config import TrainConfig
+from factornet_jax.meme import Motif, write_meme
+from factornet_jax.model import ModelConfig, init_params, motif_kernel
+from factornet_jax.training import _inject_motifs
+
+
+def test_each_tf_motif_goes_into_its_kernel_pair(tmp_path):
+    pwm_a = np.eye(4)[[0, 1, 2, 3, 3, 2]] * 0.97 + 0.0075
+    pwm_b = np.eye(4)[[2, 2, 0, 1, 1]] * 0.97 + 0.0075
+    write_meme(tmp_path / "db.meme", [Motif("TFA_HUMAN", None, pwm_a), Motif("TFB_HUMAN", None, pwm_b)])
+    cfg = ModelConfig(seq_len=100, track_names=("DGF",), num_tasks=3, kernels=5, kernel_width=8,
+                      recurrent=2, dense=4)
+    params = init_params(cfg, 0)
+    config = TrainConfig(inputs=("x",), motif=True, motif_db=str(tmp_path / "db.meme"))
+    messages = []
+    out = _inject_motifs(params, config, ["TFA", "NOPE", "TFB"], lambda m, **k: messages.append(m))
+    kernel = np.asarray(out["conv"]["kernel"])
+    np.testing.assert_allclose(kernel[:, :4, 0], motif_kernel(pwm_a, 8))
+    np.testing.assert_allclose(kernel[:, :4, 1], motif_kernel(pwm_a, 8)[::-1, ::-1])
+    assert np.all(kernel[:, 4:, :2] == 0)                       # signal channels cleared
+    np.testing.assert_array_equal(kernel[:, :, 2:4], np.asarray(params["conv"]["kernel"])[:, :, 2:4])
+    # TFB would need kernels 4 and 5: only 5 kernels, so it is not injected
+    np.testing.assert_array_equal(kernel[:, :, 4], np.asarray(params["conv"]["kernel"])[:, :, 4])
+    assert any("no motif for NOPE" in m for m in messages)
