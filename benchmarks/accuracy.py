@@ -81,7 +81,8 @@ def prepare_data(work, genome_mb, seed, tfs, reuse, log):
     from factornet_jax.build import BuildRequest, build_stores, format_summary
     from factornet_jax.simulate import SimulationConfig, simulate
 
-    sim_config = SimulationConfig(seed=seed, genome_mb=genome_mb, tfs=tuple(tfs),
+    sim_tfs = tuple(dict.fromkeys(SimulationConfig.tfs + tuple(tfs)))  # --tfs picks, same data
+    sim_config = SimulationConfig(seed=seed, genome_mb=genome_mb, tfs=sim_tfs,
                                   cells=TRAIN_CELLS + (TEST_CELL,), test_chroms=TEST_CHROMS)
     root = work / "sim"
     summary = root / "simulation.json"
@@ -115,12 +116,13 @@ def train_models(stores, work, tfs, args, log):
     dirs = {}
     for tf in tfs:
         config = TrainConfig(
-            inputs=tuple(str(stores[c]) for c in TRAIN_CELLS), output=str(work / "models" / tf),
+            inputs=tuple(str(stores[c]) for c in TRAIN_CELLS), output=str(work / "models" / args.name / tf),
             valid_chroms=VALID_CHROMS, test_chroms=TEST_CHROMS, factor=tf, epochs=args.epochs,
             patience=args.patience, negatives=args.negatives, seq_len=args.seq_len,
             kernels=args.kernels, recurrent=args.recurrent, dense=args.dense,
             batch_size=args.batch_size, seed=args.seed, compute_dtype=args.dtype,
-            max_steps_per_epoch=args.max_steps)
+            max_steps_per_epoch=args.max_steps, learning_rate=args.learning_rate,
+            motif=args.motif, motif_db=str(work / "sim" / "motifs.meme") if args.motif else None)
         model_dir = Path(config.output)
         dirs[tf] = model_dir
         if args.reuse and _trained_with(model_dir, config):
@@ -151,7 +153,7 @@ def predict_ladder(store, model_dirs, ladder, work, args, log):
 
     out = {}
     for tf, model_dir in model_dirs.items():
-        path = work / "predictions" / f"{TEST_CELL}.{tf}.bedGraph.gz"
+        path = work / "predictions" / args.name / f"{TEST_CELL}.{tf}.bedGraph.gz"
         out[tf] = path
         stamp = path.with_suffix(".done")
         model_stamp = str((model_dir / "best.npz").stat().st_mtime_ns)
@@ -440,9 +442,14 @@ def parse_args(argv):
     p.add_argument("--dense", "-d", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (0: none)")
+    p.add_argument("--learning-rate", "-lr", type=float, default=0.001)
+    p.add_argument("--motif", "-mo", action="store_true",
+                   help="start kernels 0 and 1 from the TF's motif (FactorNet's -mo)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--lr-bins", type=int, default=150_000,
                    help="training-chromosome bins per cell line for the logistic regression")
+    p.add_argument("--name", default="run", help="models and predictions go to --work/models/NAME, "
+                   "--work/predictions/NAME (several settings can share one simulation)")
     p.add_argument("--reuse", action="store_true",
                    help="keep simulation, stores, models, predictions in --work when settings match")
     p.add_argument("--doc", default=None, help="write the markdown report here (e.g. docs/ACCURACY.md)")

@@ -5,12 +5,18 @@ command, and check the result equals an uninterrupted run.
 
 Build trial: `python -m preprocess build` on a small generated dataset (a few Mb genome, two
 cell folders) is killed after a random delay between 0.05 s and the uninterrupted build's wall
-time (at least 1.5 s; one draw per stratum so the whole build is covered); before re-running, every final store
-path must either refuse to open (StoreError) or hold exactly the uninterrupted build; after the
-re-run, every store must equal the uninterrupted build (decoded arrays and attributes, except
-`built_at`). Train trial: `python -m train run` (a tiny model, a few epochs) is killed at a
-random moment and re-run; final.npz and history.json (minus timing fields) must equal an
-uninterrupted run with the same seed. Prints "survived X/N" for each.
+time (at least 1.5 s; one draw per stratum, so the whole build is covered). Before the re-run,
+every final store path must refuse to open (StoreError) or hold exactly the uninterrupted
+build; after it, every store must equal the uninterrupted build (decoded arrays and
+attributes, except `built_at`).
+
+Train trial: `python -m train run` (a tiny model, 8 short epochs) is killed 0-0.4 s after a
+random point of progress (its config.json written, i.e. compiling or in epoch 1; or epoch k's
+checkpoint committed), so kills land in every epoch and checkpoint commit whatever the load
+of the machine, and re-run; final.npz and history.json
+(minus timing fields) must equal an uninterrupted run with the same seed.
+
+Prints "survived X/N" for each.
 
 `tests/test_crash_safety.py` imports the helpers here and runs a few build trials in CI.
 """
@@ -30,6 +36,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING_FIELDS = ("seconds", "samples_per_second")
+TRAIN_EPOCHS = 8
 
 
 # ------------------------------------------------------------------ a dataset
@@ -230,10 +237,10 @@ def kill_delays(rng, n, longest):
 
 # ------------------------------------------------------------------ train trials
 
-def train_command(store, out, epochs=4):
+def train_command(store, out, epochs=TRAIN_EPOCHS):
     return [sys.executable, "-m", "train", "run", "-i", str(store), "-v", "chr11", "-t", "chr21",
             "-e", str(epochs), "-ep", "10", "-L", "200", "-w", "10", "-k", "4", "-r", "2", "-d", "8",
-            "--batch-size", "20", "--max-steps", "5", "-s", "7", "-o", str(out)]
+            "--batch-size", "20", "--max-steps", "10", "-s", "7", "-o", str(out)]
 
 
 def model_result(model_dir):
@@ -258,13 +265,73 @@ def train_differences(a, b):
     return out
 
 
-def train_trial(store, out, reference, delay, cwd):
-    shutil.rmtree(out, ignore_errors=True)
-    killed = run_killed(train_command(store, out), delay, cwd)
+def reference_train(store, out, cwd):
+    """Uninterrupted run -> (wall seconds, seconds until its first checkpoint was committed)."""
+    proc = subprocess.Popen(train_command(store, out), cwd=cwd, env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.perf_counter()
+    first = None
+    while proc.poll() is None:
+        if first is None and (Path(out) / "checkpoint" / "state.json").is_file():
+            first = time.perf_counter() - t0
+        time.sleep(0.02)
+    if proc.returncode != 0:
+        raise RuntimeError(f"train run failed: {proc.stderr.read()[-2000:]}")
+    seconds = time.perf_counter() - t0
+    return seconds, first if first is not None else seconds
+
+
+def run_killed_when(command, ready, extra, cwd, timeout=600):
+    """Start `command`; once `ready()` holds, wait `extra` s more and SIGKILL it.
+    -> True if it was killed before it finished."""
+    proc = subprocess.Popen(command, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        t0 = time.perf_counter()
+        while proc.poll() is None and time.perf_counter() - t0 < timeout:
+            if ready():
+                return run_killed_after(proc, extra)
+            time.sleep(0.005)
+        return False
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def run_killed_after(proc, delay):
+    try:
+        proc.wait(timeout=delay)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+def committed_epochs(out):
     state = Path(out) / "checkpoint" / "state.json"
-    committed = json.loads(state.read_text())["epoch"] if state.is_file() else 0
-    run_to_end(train_command(store, out), cwd)
-    return {"killed": killed, "delay": delay, "epochs_committed": committed,
+    try:
+        return json.loads(state.read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def train_trial(store, out, reference, target_epoch, extra, cwd):
+    """Kill `train run` `extra` s after epoch `target_epoch` was checkpointed (0: after its
+    config.json was written, i.e. during compilation / epoch 1), re-run it, compare."""
+    shutil.rmtree(out, ignore_errors=True)
+    if target_epoch == 0:
+        ready = lambda: (Path(out) / "config.json").is_file()  # noqa: E731
+    else:
+        ready = lambda: committed_epochs(out) >= target_epoch  # noqa: E731
+    killed = run_killed_when(train_command(store, out), ready, extra, cwd)
+    committed = committed_epochs(out)
+    run_state = Path(out) / "train_state.json"
+    finished = run_state.is_file() and json.loads(run_state.read_text()).get("finished")
+    if not finished:        # a finished run is refused by -o, as it should be: nothing to redo
+        run_to_end(train_command(store, out), cwd)
+    return {"killed": killed, "target_epoch": target_epoch, "delay": extra,
+            "epochs_committed": committed,
             "problems": train_differences(model_result(out), reference)}
 
 
@@ -304,22 +371,24 @@ def main(argv=None):
 
     if args.train_trials > 0 and args.train_budget > 0:
         store = work / "reference" / "CellA.zarr"
-        t0 = time.perf_counter()
-        run_to_end(train_command(store, work / "model_ref"), cwd=work)
-        train_seconds = time.perf_counter() - t0
+        train_seconds, first_checkpoint = reference_train(store, work / "model_ref", work)
         ref_model = model_result(work / "model_ref")
-        print(f"uninterrupted train run: {train_seconds:.1f} s")
+        print(f"uninterrupted train run: {train_seconds:.1f} s, first checkpoint after "
+              f"{first_checkpoint:.1f} s (start-up and compilation before it)")
         survived = killed = done = resumed = 0
         deadline = time.perf_counter() + args.train_budget
         while done < args.train_trials and time.perf_counter() + 2 * train_seconds < deadline:
-            result = train_trial(store, work / "model", ref_model,
-                                 float(rng.uniform(0.5, train_seconds)), cwd=work)
+            # kill moments tied to progress, not wall time (robust to a loaded machine):
+            # a little after epoch k was checkpointed, k = 0 (compiling / epoch 1) .. epochs - 1
+            target = int(rng.integers(0, TRAIN_EPOCHS))
+            result = train_trial(store, work / "model", ref_model, target,
+                                 float(rng.uniform(0.0, 0.4)), cwd=work)
             done += 1
             survived += not result["problems"]
             killed += result["killed"]
-            resumed += result["epochs_committed"] > 0
-            print(f"train trial {done}: kill at {result['delay']:.1f} s "
-                  f"({'killed' if result['killed'] else 'had finished'}, "
+            resumed += result["killed"] and result["epochs_committed"] > 0
+            print(f"train trial {done}: kill {result['delay']:.2f} s after checkpoint of epoch "
+                  f"{target} ({'killed' if result['killed'] else 'had finished'}, "
                   f"{result['epochs_committed']} epochs checkpointed) "
                   f"{'ok' if not result['problems'] else result['problems']}", flush=True)
         print(f"train: survived {survived}/{done} ({killed} killed mid-run, {resumed} of them "

@@ -131,6 +131,7 @@ def read_bed(
     *,
     allow_empty: bool = True,
     drop_unknown_chroms: bool = False,
+    sizes_from: str = "chrom sizes",
 ) -> np.ndarray:
     """Read a BED3+ or narrowPeak file (plain or gzipped) into ``PEAK_DTYPE`` records.
 
@@ -198,9 +199,9 @@ def read_bed(
 
     if chrom_sizes is not None:
         records = _check_chroms(path, lines, records, names, codes, chrom_sizes,
-                                drop_unknown_chroms)
+                                drop_unknown_chroms, sizes_from)
         if not len(records) and not allow_empty:
-            raise InputFileError(path, "no intervals on the chromosomes of the chrom sizes")
+            raise InputFileError(path, f"no intervals on the chromosomes of the {sizes_from}")
     return records
 
 
@@ -248,13 +249,14 @@ def _fill_summits(path, lines, fields, records: np.ndarray) -> None:
     records["summit"][rows] = records["start"][rows] + offsets
 
 
-def _check_chroms(path, lines, records, names, codes, chrom_sizes, drop_unknown: bool):
+def _check_chroms(path, lines, records, names, codes, chrom_sizes, drop_unknown: bool,
+                  sizes_from: str = "chrom sizes"):
     known = np.array([n in chrom_sizes for n in names], bool)
     for code in np.flatnonzero(~known):
         name = names[code]
         if not drop_unknown or _other_naming(name) in chrom_sizes:
             i = int(np.argmax(codes == code))
-            _fail(path, lines, i, unknown_chrom_message(name, chrom_sizes, "chrom sizes"))
+            _fail(path, lines, i, unknown_chrom_message(name, chrom_sizes, sizes_from))
     sizes = np.array([chrom_sizes.get(n, 0) for n in names], np.int64)[codes]
     keep = known[codes]
     past = keep & (records["end"] > sizes)
@@ -263,7 +265,7 @@ def _check_chroms(path, lines, records, names, codes, chrom_sizes, drop_unknown:
         _fail(
             path, lines, i,
             f"interval ends at {records['end'][i]}, past the end of {records['chrom'][i]} "
-            f"(size {sizes[i]}); check that the file and chrom sizes use the same genome build",
+            f"(size {sizes[i]}); check that the file and the {sizes_from} use the same genome build",
         )
     return records if keep.all() else records[keep]
 

@@ -1,4 +1,5 @@
 """`preprocess build`: one genome store per FASTA, one cell store per input folder."""
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -91,7 +92,9 @@ def build_stores(request):
     set_genome_intervals(genome_path, request.blacklist, request.annotations)
     outs = [os.path.join(request.stores_dir, c.name + ".zarr") for c in cells]
     if request.jobs > 1 and len(cells) > 1:
-        with ProcessPoolExecutor(min(request.jobs, len(cells))) as pool:
+        # spawn, not fork: forking a process that has loaded JAX's threads can deadlock
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(request.jobs, len(cells)), mp_context=context) as pool:
             summaries += list(pool.map(_build_one_cell, cells, [genome_path] * len(cells), outs,
                                        [request] * len(cells)))
     else:

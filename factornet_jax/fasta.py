@@ -89,8 +89,8 @@ def read_fai(fasta_path):
     with open(fasta_path, "rb") as handle:
         magic = handle.read(2)
     if magic == b"\x1f\x8b":
-        raise InputFileError(fasta_path, "gzipped FASTA is not supported; decompress it "
-                             "(or bgzip it is not enough) and pass the plain file")
+        raise InputFileError(fasta_path, "gzipped (or bgzipped) FASTA is not supported; "
+                             "decompress it and pass the plain file")
     fai_path = fasta_path + ".fai"
     if not os.path.exists(fai_path) or os.path.getmtime(fai_path) < os.path.getmtime(fasta_path):
         _write_fai(fasta_path, fai_path)

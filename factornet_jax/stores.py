@@ -349,7 +349,8 @@ def set_genome_intervals(genome_path, blacklist=None, annotations_dir=None):
     # Resource BEDs hold contigs the genome may lack (chrM, haplotypes): dropped; a chr1-vs-1
     # naming mismatch or an interval past a chromosome end is still an error. Every file is
     # read and checked before anything is written, so a bad one changes nothing.
-    parsed = {key: read_bed(path, chrom_sizes=chrom_sizes, drop_unknown_chroms=True)
+    parsed = {key: read_bed(path, chrom_sizes=chrom_sizes, drop_unknown_chroms=True,
+                                   sizes_from="genome FASTA")
               for key, path in todo.items()}
     with StoreLock(genome_path):
         group = zarr.open_group(genome_path, mode="a", zarr_format=3)
@@ -390,7 +391,8 @@ def _read_peaks(entry, kind, path, chrom_sizes, chip_txt):
     from factornet_jax.bed import read_bed
     # Peaks on chromosomes outside the build (--chroms, unplaced contigs) are dropped; other
     # naming styles (1 vs chr1) and peaks past a chromosome end are errors.
-    records = read_bed(path, chrom_sizes=chrom_sizes, drop_unknown_chroms=True)
+    records = read_bed(path, chrom_sizes=chrom_sizes, drop_unknown_chroms=True,
+                                   sizes_from="genome FASTA")
     if len(records) == 0:
         raise InputFileError(path, f"{kind} peak file of {entry.tf} is empty; "
                              f"remove the TF from {chip_txt} or give a file with peaks")

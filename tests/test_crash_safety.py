@@ -101,9 +101,6 @@ def test_failed_build_leaves_only_a_partial_that_never_opens(tmp_path, capsys):
         open_genome_store(stores / "g.zarr.partial")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect D6: stores._open_partial keeps a partial "
-                   "store's finished arrays when only build_key matches, even though its recorded "
-                   "sources (the FASTA digest) differ: a resumed build mixes old and new inputs")
 def test_resumed_build_discards_partial_from_other_inputs(tmp_path, capsys):
     """Build fails (or is killed) after chr1; the FASTA is then edited; the re-run must not keep
     the old chr1 from the partial store."""
@@ -124,9 +121,6 @@ def test_resumed_build_discards_partial_from_other_inputs(tmp_path, capsys):
     assert code == 0 and "up to date" in out, err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect D5: fasta._write_fai lets pyfaidx write the "
-                   ".fai in place (a crash leaves it cut short) and read_fai trusts any .fai newer "
-                   "than the FASTA: chromosomes after the cut silently vanish from the genome store")
 def test_fai_cut_short_by_a_crash_is_not_trusted(tmp_path, capsys):
     from factornet_jax.reader import open_genome_store
     rng = np.random.default_rng(8)

@@ -9,8 +9,8 @@ Regenerate the table after a deliberate message change:
 
     FACTORNET_WRITE_ERRORS_DOC=1 python -m pytest -q tests/test_errors.py
 
-Cases whose code has a known defect are `xfail(strict=True)`; their table row holds the message
-the fix produces (see docs/ERRORS.md, status column).
+A case whose code has a known defect is marked `xfail(strict=True)` and its table row holds the
+message the fix produces (docs/ERRORS.md, status column "defect Dn").
 """
 import gzip
 import json
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY_SIZES, make_cell_dir, random_sequence, write_bigwig, write_fasta, write_peaks
+from conftest import TINY_SIZES, make_cell_dir, random_sequence, write_bigwig, write_fasta
 from factornet_jax.cli import build_parser, chosen_command, run_command
 from factornet_jax.errors import FactorNetError
 from factornet_jax.stores import read_store_attrs
@@ -167,11 +167,6 @@ def build_argv(tmp_path, tiny_inputs, cells, *extra, genome=None):
             + (["-i", *cells] if cells else []) + list(extra))
 
 
-def first_line(path):
-    with gzip.open(path, "rt") as handle:
-        return handle.readline()
-
-
 def write_gz(path, text):
     with gzip.open(path, "wt") as handle:
         handle.write(text)
@@ -245,8 +240,6 @@ def test_bigwig_lacks_chrom(tmp_path, tiny_inputs, cell, capsys, places):
     assert_not_complete(tmp_path / "stores" / "CellA.zarr")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect D2: stores._bigwig_chroms does not compare "
-                   "chromosome sizes; pyBigWig's RuntimeError escapes as a traceback")
 def test_bigwig_chrom_shorter(tmp_path, tiny_inputs, cell, capsys, places):
     sizes = dict(TINY_SIZES, chr1=TINY_SIZES["chr1"] - 10_000)
     write_bigwig(cell / "DGF.bw", sizes, np.random.default_rng(0))

@@ -181,9 +181,6 @@ def test_annotations_added_without_rebuilding_sequences(inputs, tmp_path, capsys
     assert open_cell_store(stores / "CellA.zarr").genome.has_annotations
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect D4: stores.set_genome_intervals writes each "
-                   "interval array before validating the next file and records sources only at the "
-                   "end: a failed update leaves new intervals under the old recorded sources")
 def test_failed_interval_update_changes_nothing(inputs, tmp_path, capsys):
     stores = tmp_path / "stores"
     write_annotations(tmp_path / "gencode", TINY_SIZES)
