@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -317,7 +316,7 @@ def section_build(ctx, rows):
                     f"{bpb:.3f} B/base; peak RSS {rss:.0f} MB")
             note = "float32 raw 8 B/base for 2 tracks; target >= 30 Mb/s per track"
             ctx["summary"].setdefault("build", {})[(mb, kind)] = (bases * tracks / wall / 1e6, bpb, rss)
-        rows.append(("2", f"build {kind} store, {bases / 1e6:.0f} Mb", what, note))
+        rows.append(("2", f"build {kind} store, {bases / 1e6:.1f} Mb", what, note))
 
 
 # ------------------------------------------------------------------ section 3: labels

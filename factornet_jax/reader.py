@@ -3,10 +3,10 @@
 Zarr-python's per-call overhead (~1 ms) is far above the cost of decoding one chunk, so
 windows are not sliced through zarr one at a time. Instead a batch is planned: the chunks
 its windows touch are listed (vectorised, per chromosome), each is read and decoded once
-(Blosc straight through numcodecs, crc32c checked, several at a time in threads: Blosc
-releases the GIL), kept in a small LRU cache, and the windows are cut out of the decoded
-chunks. The arrays are the ones `stores.py` wrote with zarr, in either layout zarr v3 has:
-one file per chunk, or shards (`sharding_indexed`: many chunks per file plus an index of
+(Blosc straight through numcodecs, crc32c checked; optionally in threads, as Blosc
+releases the GIL, and through an LRU cache, both off by default as measured), and the
+windows are cut out of the decoded chunks. The arrays are the ones `stores.py` wrote with
+zarr, in either layout zarr v3 has: one file per chunk, or shards (`sharding_indexed`: many chunks per file plus an index of
 (offset, nbytes) per chunk). A shard's index is read once and kept; its file stays open
 (a bounded LRU of descriptors), so reading a chunk is one `pread`. `tests/test_reader.py`
 checks the two paths (this one and zarr's) agree. Measurements: docs/BENCHMARKS.md.

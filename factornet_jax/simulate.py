@@ -360,7 +360,7 @@ def _gene_models(config, rng, size: int, allowed: np.ndarray) -> dict:
     parts = {name: ([], []) for name in ("cds", "intron", "promoter", "utr5", "utr3")}
     for t, s, glen in zip(tss.tolist(), strand.tolist(), length.tolist()):
         first = int(rng.integers(150, 500))
-        last = int(rng.integers(600, 3000))
+        last = int(rng.integers(600, min(3000, glen - first - 200)))  # last exon after the first
         exons = [(0, first)]
         inner_lo, inner_hi = first + 200, glen - last - 200 - 250
         if inner_hi > inner_lo:

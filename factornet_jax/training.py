@@ -360,8 +360,10 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
                 state, loss = train_step(state, global_batch(batch, data_sharding), base_key)
                 losses.append(loss)
                 if len(losses) % 10 == 0 or len(losses) == len(loader):
+                    # show the loss of 10 steps ago: it is computed already, so reading it
+                    # never makes the host wait for the device
                     bar.update(10 if len(losses) % 10 == 0 else len(losses) % 10,
-                               postfix=f"loss {float(losses[-1]):.4f}")
+                               postfix=f"loss {float(losses[max(len(losses) - 11, 0)]):.4f}")
         train_loss = float(np.mean(jax.device_get(losses)))
         train_seconds = time.perf_counter() - t0
         n_samples = min(len(loader) * config.batch_size, len(examples))

@@ -125,3 +125,61 @@ def test_incomplete_store_is_never_opened(tiny_stores, tmp_path):
     shutil.move(stores / "CellB.zarr", stores / "CellB.zarr.partial")
     with pytest.raises(StoreError, match="interrupted"):
         open_cell_store(stores / "CellB.zarr")
+
+
+@pytest.fixture(scope="module")
+def sharded_stores(tiny_inputs, tmp_path_factory):
+    """The tiny inputs built with 512-bp chunks, 16 chunks per shard: long arrays are sharded
+    (several shard files per chromosome), so windows cross both chunk and shard boundaries."""
+    from factornet_jax import stores
+    from factornet_jax.build import BuildRequest, build_stores
+    out = tmp_path_factory.mktemp("sharded")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stores, "SHARD_CHUNKS", 16)
+        build_stores(BuildRequest(cell_dirs=tuple(str(c) for c in tiny_inputs["cells"]),
+                                  genome=str(tiny_inputs["fasta"]), stores_dir=str(out),
+                                  chunk_bases=512))
+    return out
+
+
+def test_sharded_layout_reads_like_the_oracles_and_zarr(sharded_stores, tiny_stores):
+    import json
+    meta = json.loads((sharded_stores / "CellA.zarr" / "signal" / "chr1" / "zarr.json").read_text())
+    assert meta["codecs"][0]["name"] == "sharding_indexed"          # really the sharded layout
+    assert len(list((sharded_stores / "CellA.zarr" / "signal" / "chr1" / "c").iterdir())) == 7
+    cs = open_cell_store(sharded_stores / "CellA.zarr")
+    rng = np.random.default_rng(5)
+    chroms = rng.choice(["chr1", "chr2"], 30)
+    starts = np.array([rng.integers(0, cs.chrom_sizes[c] - 1000) for c in chroms])
+    starts[0], chroms[0] = 16 * 512 - 300, "chr1"                  # crosses a shard boundary
+    onehot, signal = cs.fetch_batch(chroms, starts, 1000)
+    for b in range(len(chroms)):
+        end = starts[b] + 1000
+        np.testing.assert_array_equal(onehot[b], oracle_onehot(tiny_stores["fasta"], chroms[b], starts[b], end))
+        np.testing.assert_array_equal(signal[b], oracle_signal(tiny_stores["cells"][0], chroms[b], starts[b], end))
+    whole = zarr.open_array(str(sharded_stores / "CellA.zarr" / "signal" / "chr1"), mode="r")[...]
+    np.testing.assert_array_equal(cs.fetch("chr1", 0, 50_000)[1], whole)
+
+
+def test_sharded_damage_is_an_error(sharded_stores, tmp_path):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(sharded_stores, copy)
+    shard = copy / "CellA.zarr" / "signal" / "chr1" / "c" / "1" / "0"
+    data = bytearray(shard.read_bytes())
+    data[40] ^= 0xFF                                               # inside an inner chunk
+    shard.write_bytes(bytes(data))
+    cs = open_cell_store(copy / "CellA.zarr")
+    with pytest.raises(StoreError, match="of signal/chr1 is corrupted"):
+        cs.fetch("chr1", 16 * 512, 16 * 512 + 600)
+    index = copy / "CellA.zarr" / "signal" / "chr1" / "c" / "2" / "0"
+    data = bytearray(index.read_bytes())
+    data[-10] ^= 0xFF                                              # inside the shard index
+    index.write_bytes(bytes(data))
+    cs = open_cell_store(copy / "CellA.zarr")
+    with pytest.raises(StoreError, match="signal/chr1"):
+        cs.fetch("chr1", 32 * 512, 32 * 512 + 600)
+    (copy / "genome.zarr" / "sequence" / "chr1" / "c" / "3").unlink()
+    cs = open_cell_store(copy / "CellA.zarr")
+    with pytest.raises(StoreError, match="of sequence/chr1 is missing"):
+        cs.fetch("chr1", 48 * 512, 48 * 512 + 600)
