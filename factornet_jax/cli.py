@@ -24,7 +24,10 @@ COMMANDS = [
 
 def build_parser(commands=COMMANDS, only=None):
     """The argument parser; with `only` (command words), only that command's module is imported."""
-    parser = argparse.ArgumentParser(prog="factornet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="factornet",
+        description="FactorNet transcription-factor binding prediction on JAX/Flax, trained and "
+                    "run from on-disk Zarr stores. Start with `factornet demo`.")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups = {}
     for words, module_name, help_text in commands:
