@@ -7,7 +7,9 @@ One run does, per TF (default CTCF and GABPA):
 
 1. simulate a genome with three cell lines (CellA, CellB, CellC) and build their stores;
 2. train a onePeak FactorNet-JAX model on CellA + CellB (validation chr11, test chromosomes
-   chr1, chr8, chr21 never seen);
+   chr1, chr8, chr21 never seen); defaults -k 32 -r 16 -d 64 -L 1000 -n 10 -mo, 10 epochs
+   (-mo: kernels 0 and 1 start from the TF's motif, as FactorNet's option; --no-motif for
+   random kernels);
 3. predict the held-out cell line CellC on the DREAM-style ladder (200-bp bins at 50-bp
    steps over the test chromosomes);
 4. score, on exactly the same bins and with `evaluate.label_bins`' labels (bound: more than
@@ -39,7 +41,6 @@ import csv
 import datetime
 import gzip
 import json
-import os
 import platform
 import sys
 import time
@@ -376,7 +377,8 @@ def write_doc(path, args, argv, results, counts, histories, timings, sim_counts)
         f"cell lines {', '.join(TRAIN_CELLS)} (training) and {TEST_CELL} (held out); "
         f"validation {', '.join(VALID_CHROMS)}; test chromosomes {', '.join(TEST_CHROMS)}",
         f"- model: onePeak per TF, -L {args.seq_len} -k {args.kernels} -w 26 -r {args.recurrent} "
-        f"-d {args.dense} -n {args.negatives}, batch {args.batch_size}, {args.epochs} epochs "
+        f"-d {args.dense} -n {args.negatives}{' -mo' if args.motif else ''} "
+        f"-lr {args.learning_rate:g}, batch {args.batch_size}, {args.epochs} epochs "
         f"(patience {args.patience}), best checkpoint by validation loss, {args.dtype}",
         f"- scored bins: the DREAM-style ladder of {TEST_CELL} (200-bp bins, 50-bp steps, test "
         "chromosomes, bins touching the blacklist dropped); labels as `factornet evaluate`: "
@@ -433,9 +435,9 @@ def parse_args(argv):
                    help="working folder (/tmp/factornet_accuracy)")
     p.add_argument("--tfs", nargs="+", default=["CTCF", "GABPA"], help="TFs (CTCF GABPA)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--patience", type=int, default=3)
-    p.add_argument("--negatives", "-n", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--negatives", "-n", type=int, default=10)
     p.add_argument("--seq-len", "-L", type=int, default=1000)
     p.add_argument("--kernels", "-k", type=int, default=32)
     p.add_argument("--recurrent", "-r", type=int, default=16)
@@ -443,8 +445,9 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (0: none)")
     p.add_argument("--learning-rate", "-lr", type=float, default=0.001)
-    p.add_argument("--motif", "-mo", action="store_true",
-                   help="start kernels 0 and 1 from the TF's motif (FactorNet's -mo)")
+    p.add_argument("--no-motif", dest="motif", action="store_false",
+                   help="random kernels instead of FactorNet's -mo (kernels 0 and 1 start from the "
+                        "TF's motif in motifs.meme)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--lr-bins", type=int, default=150_000,
                    help="training-chromosome bins per cell line for the logistic regression")
