@@ -7,7 +7,7 @@ One run does, per TF (default CTCF and GABPA):
 
 1. simulate a genome with three cell lines (CellA, CellB, CellC) and build their stores;
 2. train a onePeak FactorNet-JAX model on CellA + CellB (validation chr11, test chromosomes
-   chr1, chr8, chr21 never seen); defaults -k 32 -r 16 -d 64 -L 1000 -n 10 -mo, 10 epochs
+   chr1, chr8, chr21 never seen); defaults -k 32 -r 16 -d 64 -L 1000 -n 10 -mo, up to 20 epochs
    (-mo: kernels 0 and 1 start from the TF's motif, as FactorNet's option; --no-motif for
    random kernels);
 3. predict the held-out cell line CellC on the DREAM-style ladder (200-bp bins at 50-bp
@@ -435,7 +435,7 @@ def parse_args(argv):
                    help="working folder (/tmp/factornet_accuracy)")
     p.add_argument("--tfs", nargs="+", default=["CTCF", "GABPA"], help="TFs (CTCF GABPA)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--negatives", "-n", type=int, default=10)
     p.add_argument("--seq-len", "-L", type=int, default=1000)
