@@ -21,6 +21,8 @@ class DemoConfig:
     dense: int = 64               # -d
     seq_len: int = 1000           # -L
     batch_size: int = 64          # global batch
+    negatives: int = 5            # -n: random negatives per positive per epoch
+    motif: bool = True            # -mo: start two kernels from the TF's canonical motif
     max_steps_per_epoch: int = 0  # 0: full epochs
 
 
@@ -61,6 +63,7 @@ def run_demo(config: DemoConfig, overwrite=False, log=print):
         inputs=tuple(store[c] for c in train_cells), output=str(model_dir), factor=config.tf,
         epochs=config.epochs, patience=3, seq_len=config.seq_len, kernels=config.kernels,
         recurrent=config.recurrent, dense=config.dense, batch_size=config.batch_size,
+        negatives=config.negatives, motif=config.motif, motif_db=str(sim.motifs),
         seed=config.seed, max_steps_per_epoch=config.max_steps_per_epoch)
     result = train_and_evaluate(train_config, overwrite=True, log=lambda m, **k: log("      " + m))
 
