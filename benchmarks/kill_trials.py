@@ -171,12 +171,7 @@ def run_killed(command, delay, cwd):
     proc = subprocess.Popen(command, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        proc.wait(timeout=delay)
-        return False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return True
+        return run_killed_after(proc, delay)
     except BaseException:           # interrupted ourselves: leave no orphan behind
         os.killpg(proc.pid, signal.SIGKILL)
         raise

@@ -47,6 +47,16 @@ def write_bigwig(path, chrom_sizes, rng, with_nan=True, step_runs=True):
     bw.close()
 
 
+def write_text_file(path, text):
+    """Write text to `path`, gzipped when the name ends in .gz; returns the path."""
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wt") as handle:
+            handle.write(text)
+    else:
+        Path(path).write_text(text)
+    return path
+
+
 def write_peaks(path, chrom_sizes, rng, n=30, width=(150, 600)):
     rows = []
     for chrom, size in chrom_sizes.items():

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 TRAIN_FLAGS = ["-t", "chr1", "-e", "2", "-L", "300", "-w", "10", "-k", "4", "-r", "4", "-d", "8",
                "--batch-size", "16", "--max-steps", "6", "-s", "3"]

@@ -1,5 +1,4 @@
 """evaluate.py and `factornet evaluate`: DREAM labels, metrics.json, table, plots, errors."""
-import gzip
 import json
 import math
 import shutil
@@ -7,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+from conftest import write_text_file
 import pytest
 
 from factornet_jax import evaluate as ev
@@ -21,13 +21,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def write_lines(path, lines):
-    text = "".join(line + "\n" for line in lines)
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wt") as handle:
-            handle.write(text)
-    else:
-        Path(path).write_text(text)
-    return path
+    return write_text_file(path, "".join(line + "\n" for line in lines))
 
 
 def write_bedgraph(path, chroms, starts, ends, scores, header=True):

@@ -4,6 +4,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
+from conftest import write_text_file
 import pytest
 
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
@@ -40,13 +41,7 @@ def write_model(folder, num_tasks, tfs, meta=True, gencode=False, params=None,
 
 
 def write_bed(path, rows, header=""):
-    text = header + "".join(f"{c}\t{s}\t{e}\n" for c, s, e in rows)
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wt") as handle:
-            handle.write(text)
-    else:
-        Path(path).write_text(text)
-    return path
+    return write_text_file(path, header + "".join(f"{c}\t{s}\t{e}\n" for c, s, e in rows))
 
 
 def ladder(chrom, first, last, step=50, width=200):

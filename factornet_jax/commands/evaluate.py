@@ -8,7 +8,7 @@ folder, overwritten if it exists) works too.
 """
 import time
 
-from factornet_jax.commands._output import add_output_arguments, output_from_args
+from factornet_jax.commands._common import add_output_arguments, output_from_args
 
 
 def add_arguments(parser):

@@ -7,7 +7,7 @@
 """
 import sys
 
-from factornet_jax.commands._output import add_output_arguments, output_from_args
+from factornet_jax.commands._common import add_output_arguments, output_from_args
 
 
 def add_arguments(parser):

@@ -8,18 +8,16 @@ several TFs (one TF per output file, as FactorNet wrote them). An existing outpu
 unless -oc/--force is given. Scores: see factornet_jax.predict.
 """
 
+from factornet_jax.commands._common import add_store_model_bed_arguments
+
 
 def add_arguments(parser):
     p = parser
-    p.add_argument("-i", "--inputdir", required=True, metavar="CELL_STORE",
-                   help="cell store (or a cell folder built into --stores) to predict on")
-    p.add_argument("-m", "--modeldir", required=True, metavar="MODEL_DIR",
-                   help="model directory from `factornet train run` or `factornet import-keras`")
+    add_store_model_bed_arguments(p, "intervals to score (BED, gzipped or not), e.g. the DREAM "
+                                     "ladder of 200-bp bins at 50-bp steps; each is scored on the "
+                                     "window centred on it")
     p.add_argument("-f", "--factor", default=None, metavar="TF",
                    help="TF to score (required when the model predicts several)")
-    p.add_argument("-b", "--bed", required=True, metavar="BED",
-                   help="intervals to score (BED, gzipped or not), e.g. the DREAM ladder of "
-                        "200-bp bins at 50-bp steps; each is scored on the window centred on it")
     p.add_argument("-o", "--outputfile", required=True, metavar="OUT.bedGraph.gz",
                    help="gzipped bedGraph to write: chrom start end score, in the BED's order")
     p.add_argument("--bigwig", default=None, metavar="OUT.bw",

@@ -7,15 +7,12 @@ The windows are the model's seq_len centred on the BED intervals on one chromoso
 `factornet_jax.visualize` for the method and the output files.
 """
 
+from factornet_jax.commands._common import add_store_model_bed_arguments
+
 
 def add_arguments(parser):
     p = parser
-    p.add_argument("-i", "--inputdir", required=True, metavar="CELL_STORE",
-                   help="cell store (or a cell folder built into --stores) to read windows from")
-    p.add_argument("-m", "--modeldir", required=True, metavar="MODEL_DIR",
-                   help="model directory (best.npz, else final.npz)")
-    p.add_argument("-b", "--bed", required=True, metavar="BED",
-                   help="BED/narrowPeak (gz or not): windows are centred on its interval midpoints")
+    add_store_model_bed_arguments(p, "BED/narrowPeak (gz or not): windows are centred on its interval midpoints")
     p.add_argument("-c", "--chrom", default="chr11", help="chromosome to use (chr11)")
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("-o", "--outputdir", metavar="OUT", help="output folder (refused if it exists)")

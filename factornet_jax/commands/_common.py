@@ -1,5 +1,6 @@
-"""-o / -oc as FactorNet's commands take them: `-o DIR` (refuse an existing one), `-oc DIR`
-(overwrite), and also `-o DIR -oc` (flag form)."""
+"""Flags shared by several commands: -i/-m/-b (store, model, BED), and -o / -oc as FactorNet's
+commands take them: `-o DIR` (refuse an existing one), `-oc DIR` (overwrite), and also
+`-o DIR -oc` (flag form)."""
 from factornet_jax.errors import ConfigError
 
 
@@ -21,3 +22,12 @@ def output_from_args(args, metavar):
     if args.outputdir is None:
         raise ConfigError(f"no output folder: give -o {metavar} (add -oc to overwrite it)")
     return args.outputdir, clobber is True
+
+
+def add_store_model_bed_arguments(parser, bed_help):
+    """-i CELL_STORE, -m MODEL_DIR, -b BED (predict, visualize)."""
+    parser.add_argument("-i", "--inputdir", required=True, metavar="CELL_STORE",
+                        help="cell store (or a cell folder built into --stores)")
+    parser.add_argument("-m", "--modeldir", required=True, metavar="MODEL_DIR",
+                        help="model directory from `factornet train run` or `factornet import-keras`")
+    parser.add_argument("-b", "--bed", required=True, metavar="BED", help=bed_help)
