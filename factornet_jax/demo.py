@@ -83,5 +83,8 @@ def run_demo(config: DemoConfig, overwrite=False, log=print):
     log(f"outputs: simulated data {out / 'sim'}; stores {out / 'stores'}; model {model_dir}; "
         f"predictions {prediction}; report {report_dir} (metrics.json, pr_curve.png, roc_curve.png)")
     log(f"demo finished in {time.perf_counter() - t0:.0f} s (best epoch {result.best_epoch})")
+    log("note: this is a short schedule on a small genome; FactorNet first learns the DNase signal "
+        "and only later the motif (docs/ACCURACY.md: 20 Mb, -n 10 -mo, up to 20 epochs, auPRC "
+        "0.77 CTCF / 0.72 GABPA against 0.44 / 0.49 for a DNase+PWM logistic regression)")
     return {"model_dir": str(model_dir), "prediction": str(prediction),
             "report_dir": str(report_dir), "report": report}
