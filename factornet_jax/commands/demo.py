@@ -4,8 +4,8 @@
 def add_arguments(parser):
     parser.add_argument("--out", default="factornet_demo", help="output folder (factornet_demo)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulation and training")
-    parser.add_argument("--genome-mb", type=float, default=8.0, help="simulated genome size (8 Mb)")
-    parser.add_argument("--epochs", type=int, default=6, help="training epochs (6)")
+    parser.add_argument("--genome-mb", type=float, default=12.0, help="simulated genome size (12 Mb)")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs (12)")
     parser.add_argument("--max-steps", type=int, default=0, help="cap steps per epoch (0: none)")
     parser.add_argument("--overwrite", action="store_true", help="reuse an existing --out folder")
 
