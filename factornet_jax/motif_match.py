@@ -20,8 +20,12 @@ Method (the column-comparison idea of Tomtom, Gupta et al. 2007, without its p-v
   (rows reversed, A<->T, C<->G), and ``offset`` is then the position of the reverse
   complement's first column.
 * For each query the best alignment of each database motif (over offsets and strands) is
-  kept, and database motifs are ranked by that score (ties: file order, then ``+`` before
-  ``-``, then the smallest offset).
+  kept, and database motifs are ranked by **score x coverage**, where coverage is the share
+  of the learned motif's information content (bits, uniform background) that lies in the
+  overlap (ties: file order, then ``+`` before ``-``, then the smallest offset). The mean
+  correlation alone lets a short database motif that fits 6 columns of a 20-column learned
+  motif outrank the motif that explains all of it; weighting by covered information keeps a
+  short motif on top only when the learned motif's information lies in those columns.
 
 Vectorised: the columns are z-scored once (centred, scaled to unit length), so every
 column-pair correlation of one query against the whole database (both strands, motifs
@@ -54,6 +58,7 @@ class MotifMatch:
     strand: str             # "+" database motif as given, "-" its reverse complement
     overlap: int            # number of aligned columns the score averages over
     index: int              # position of the database motif in the database sequence
+    coverage: float = 1.0   # share of the learned motif's information inside the overlap
 
 
 def standardized_columns(pwm) -> np.ndarray:
@@ -147,10 +152,16 @@ class MotifDatabase:
         n_offsets = offsets.size
         # best alignment per motif over (strand, offset); argmax takes the first of ties,
         # i.e. strand "+" before "-", then the smallest offset
-        per_motif = scores.reshape(2, n, n_offsets).transpose(1, 0, 2).reshape(n, 2 * n_offsets)
+        coverage = self._coverage(query_pwm, offsets)                              # (2D, O)
+        finite = np.isfinite(scores)
+        ranking = np.full_like(scores, -np.inf)
+        ranking[finite] = scores[finite] * coverage[finite]
+        per_motif = ranking.reshape(2, n, n_offsets).transpose(1, 0, 2).reshape(n, 2 * n_offsets)
         flat = np.argmax(per_motif, axis=1)                                       # (D,)
-        best_scores = per_motif[np.arange(n), flat]
-        order = np.argsort(-best_scores, kind="stable")[:top]
+        best_ranking = per_motif[np.arange(n), flat]
+        strand_of, offset_of = np.divmod(flat, n_offsets)
+        best_scores = scores[strand_of * n + np.arange(n), offset_of]
+        order = np.argsort(-best_ranking, kind="stable")[:top]
         out = []
         for rank, d in enumerate(order, start=1):
             if not np.isfinite(best_scores[d]):
@@ -161,8 +172,23 @@ class MotifDatabase:
             out.append(MotifMatch(rank=rank, motif=motif.name, alt_name=motif.alt_name,
                                   score=float(best_scores[d]), offset=int(offsets[o]),
                                   strand="+-"[strand_index], overlap=int(overlaps[row, o]),
-                                  index=int(d)))
+                                  index=int(d), coverage=float(coverage[row, o])))
         return out
+
+    def _coverage(self, query_pwm, offsets):
+        """(2D, O) share of the query's information content inside each alignment's overlap."""
+        pwm = np.asarray(query_pwm, dtype=np.float64)
+        p = pwm / np.maximum(pwm.sum(axis=1, keepdims=True), 1e-12)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bits = 2.0 + np.where(p > 0, p * np.log2(p), 0.0).sum(axis=1)          # (wq,)
+        bits = np.clip(bits, 0.0, None)
+        cumulative = np.r_[0.0, np.cumsum(bits)]
+        wq = len(bits)
+        lo = np.clip(offsets[None, :], 0, wq)                                     # (1, O)
+        hi = np.clip(offsets[None, :] + self.both_widths[:, None], 0, wq)          # (2D, O)
+        covered = cumulative[np.maximum(hi, lo)] - cumulative[lo]
+        total = cumulative[-1]
+        return covered / total if total > 0 else np.ones_like(covered)
 
 
 def match_motifs(query_pwms, database: Sequence[Motif] | MotifDatabase, top: int = 3,

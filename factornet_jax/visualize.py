@@ -56,7 +56,8 @@ LAYER_SUFFIX = {"conv": "", "position_dense": "2"}   # motifs.txt / motifs2.txt 
 DEFAULT_BATCH = 128
 TOP_MATCHES = 3
 LOGO_COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}
-MATCH_COLUMNS = ("kernel", "layer", "rank", "motif", "alt_name", "score", "offset", "strand", "overlap")
+MATCH_COLUMNS = ("kernel", "layer", "rank", "motif", "alt_name", "score", "offset", "strand", "overlap",
+                 "coverage")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -426,7 +427,7 @@ def match_rows(sites_by_layer, database) -> list:
         for k, matches in zip(kernels, found):
             for m in matches:
                 rows.append((int(k), layer, m.rank, m.motif, m.alt_name or "", f"{m.score:.4f}",
-                             m.offset, m.strand, m.overlap))
+                             m.offset, m.strand, m.overlap, f"{m.coverage:.3f}"))
     return rows
 
 

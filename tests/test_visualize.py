@@ -74,6 +74,17 @@ def brute_force_scores(query, motif_pwm, min_overlap=5):
     return out
 
 
+def brute_force_ranking(query, motif_pwm, min_overlap=5):
+    """{(strand, offset): score x share of the query's information inside the overlap}."""
+    bits = [2.0 + sum(p * np.log2(p) for p in col / col.sum() if p > 0) for col in query]
+    total = sum(bits)
+    out = {}
+    for (strand, offset), score in brute_force_scores(query, motif_pwm, min_overlap).items():
+        covered = sum(b for i, b in enumerate(bits) if 0 <= i - offset < len(motif_pwm))
+        out[strand, offset] = score * (covered / total if total > 0 else 1.0)
+    return out
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), wq=st.integers(1, 12), wd=st.integers(1, 12), flat=st.booleans())
 def test_scores_equal_brute_force_oracle(seed, wq, wd, flat):
@@ -94,8 +105,13 @@ def test_scores_equal_brute_force_oracle(seed, wq, wd, flat):
             else:
                 assert scores[row, col] == pytest.approx(want, abs=1e-9)
     best = db.best(query, top=2)
-    assert best[0].score == pytest.approx(max(max(expected.values(), default=-np.inf),
-                                              max(brute_force_scores(query, other.pwm).values())))
+    ranking = {**{("M",) + k: v for k, v in brute_force_ranking(query, motif.pwm).items()},
+               **{("W",) + k: v for k, v in brute_force_ranking(query, other.pwm).items()}}
+    top_key = max(ranking, key=ranking.get)
+    assert best[0].score * best[0].coverage == pytest.approx(ranking[top_key], abs=1e-9)
+    assert best[0].score == pytest.approx(
+        (expected if best[0].motif == "M" else brute_force_scores(query, other.pwm))[
+            best[0].strand, best[0].offset], abs=1e-9)
 
 
 # ------------------------------------------------------------------ a store with a planted motif
@@ -245,7 +261,8 @@ def read_matches(path):
 def test_planted_kernel_matches_planted_database_motif(result):
     _, out = result
     header, rows = read_matches(out / "matches.tsv")
-    assert header == ["kernel", "layer", "rank", "motif", "alt_name", "score", "offset", "strand", "overlap"]
+    assert header == ["kernel", "layer", "rank", "motif", "alt_name", "score", "offset", "strand", "overlap",
+                      "coverage"]
     top = {(r["layer"], r["kernel"]): r for r in rows if r["rank"] == "1"}
     assert sorted(top) == [("conv", "0"), ("conv", "1"), ("conv", "3"),
                            ("position_dense", "0"), ("position_dense", "1")]
