@@ -373,6 +373,10 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
         probs, labels, weights = _predict_examples(eval_step, state.params, valid_stores, valid_examples,
                                                    config.batch_size, spec, loader_args, data_sharding)
         metrics = validation_metrics(probs, labels, weights)
+        if not math.isfinite(metrics["valid_loss"]):
+            raise FactorNetError(f"validation loss became {metrics['valid_loss']} in epoch {epoch + 1}; "
+                                 f"the last good checkpoint is kept in {model_dir}; lower -lr and "
+                                 "run with -oc")
         metrics = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}  # JSON null
         entry = {"epoch": epoch + 1, "train_loss": train_loss, **metrics,
                  "seconds": round(time.perf_counter() - t0, 3),

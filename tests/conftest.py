@@ -47,6 +47,13 @@ def write_bigwig(path, chrom_sizes, rng, with_nan=True, step_runs=True):
     bw.close()
 
 
+def flip_byte(path, index):
+    """Corrupt one byte of a file in place (index may be negative)."""
+    data = bytearray(path.read_bytes())
+    data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def write_text_file(path, text):
     """Write text to `path`, gzipped when the name ends in .gz; returns the path."""
     if str(path).endswith(".gz"):

@@ -4,6 +4,7 @@ import pyBigWig
 import pyfaidx
 import pytest
 import zarr
+from conftest import flip_byte
 
 from factornet_jax import open_cell_store
 from factornet_jax.errors import FactorNetError, StoreError
@@ -99,9 +100,7 @@ def test_missing_and_corrupted_chunks_are_errors(tiny_stores, tmp_path):
     stores = tmp_path / "copy"
     shutil.copytree(tiny_stores["dir"], stores)
     chunk = stores / "CellA.zarr" / "signal" / "chr2" / "c" / "3" / "0"
-    data = bytearray(chunk.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    chunk.write_bytes(bytes(data))
+    flip_byte(chunk, chunk.stat().st_size // 2)
     cs = open_cell_store(stores / "CellA.zarr")
     with pytest.raises(StoreError, match="chunk 3 of signal/chr2 is corrupted"):
         cs.fetch("chr2", 3 * 4096, 3 * 4096 + 100)
@@ -165,17 +164,11 @@ def test_sharded_damage_is_an_error(sharded_stores, tmp_path):
     import shutil
     copy = tmp_path / "copy"
     shutil.copytree(sharded_stores, copy)
-    shard = copy / "CellA.zarr" / "signal" / "chr1" / "c" / "1" / "0"
-    data = bytearray(shard.read_bytes())
-    data[40] ^= 0xFF                                               # inside an inner chunk
-    shard.write_bytes(bytes(data))
+    flip_byte(copy / "CellA.zarr" / "signal" / "chr1" / "c" / "1" / "0", 40)   # in an inner chunk
     cs = open_cell_store(copy / "CellA.zarr")
     with pytest.raises(StoreError, match="of signal/chr1 is corrupted"):
         cs.fetch("chr1", 16 * 512, 16 * 512 + 600)
-    index = copy / "CellA.zarr" / "signal" / "chr1" / "c" / "2" / "0"
-    data = bytearray(index.read_bytes())
-    data[-10] ^= 0xFF                                              # inside the shard index
-    index.write_bytes(bytes(data))
+    flip_byte(copy / "CellA.zarr" / "signal" / "chr1" / "c" / "2" / "0", -10)  # in the shard index
     cs = open_cell_store(copy / "CellA.zarr")
     with pytest.raises(StoreError, match="signal/chr1"):
         cs.fetch("chr1", 32 * 512, 32 * 512 + 600)
