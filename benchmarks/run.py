@@ -46,6 +46,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BATCH, SEQ_LEN = 128, 1000
+TRAIN_BATCH = 100             # FactorNet's training batch size
 TARGETS = {"reader_sps": 20_000, "vs_pyfaidx": 6.0, "vs_factornet": 8.0, "vs_inram": 0.5,
            "rss_mb": 1024, "genome_bpb": 0.5, "genome_mbps": 50.0, "track_mbps": 30.0,
            "train_share": 0.95}
@@ -256,6 +257,60 @@ def section_loading(ctx, rows):
         rows.append(("1", f"{name}", f"{m['wall_sps']:,.0f} /s wall; {m['cpu_sps']:,.0f} /s per CPU-s; "
                      f"peak RSS {m['rss_mb']:,.0f} MB", note))
     rows.append(("1", "check", same, f"{ctx['reps']} repeats, medians; ratios wall / per CPU-s"))
+
+
+def worker_batches(p):
+    """Training batches (BatchLoader) of 100 examples, as train_and_evaluate assembles them."""
+    from factornet_jax.pipeline import BatchAssembler, BatchLoader, BatchSpec, TrainingData
+    from factornet_jax.reader import open_cell_store
+    stores = [open_cell_store(p["store"])]
+    chroms = [c for c in stores[0].chrom_sizes if c not in ("chr11", "chr1", "chr8", "chr21")]
+    examples = TrainingData(stores, chroms, SEQ_LEN).epoch_examples(0)
+    spec = BatchSpec(SEQ_LEN, False, False)
+    workers = None
+    if p["processes"]:
+        from factornet_jax.batch_processes import BatchWorkers, layout_nbytes
+        layout = BatchAssembler(stores, spec).layout(TRAIN_BATCH, examples.labels.shape[1])
+        workers = BatchWorkers(p["processes"], layout_nbytes(layout), slots=2 * p["processes"])
+    try:
+        def run(batches):
+            n = 0
+            for batch in BatchLoader(stores, examples, TRAIN_BATCH, spec, threads=p["threads"],
+                                     workers=workers, max_batches=batches):
+                n += len(batch["weights"])
+            return n
+        run(5)                                  # warm-up (and worker start-up)
+        t0 = time.perf_counter()
+        n = run(p["batches"])
+        wall = time.perf_counter() - t0
+    finally:
+        if workers is not None:
+            workers.close()
+    return {"wall_sps": n / wall, "rss_mb": vm_hwm_mb()}
+
+
+BATCH_LOADERS = [
+    ("training batches, 1 loader thread (default)", {"threads": 1, "processes": 0}),
+    ("training batches, 2 loader threads", {"threads": 2, "processes": 0}),
+    ("training batches, 2 worker processes (--loader-processes 2)", {"threads": 0, "processes": 2}),
+]
+
+
+def section_batches(ctx, rows):
+    log("1. training batches (BatchLoader)")
+    results = {name: [] for name, _ in BATCH_LOADERS}
+    for rep in range(ctx["reps"]):
+        for name, spec in BATCH_LOADERS:
+            res = run_worker("batches", {**spec, "store": str(ctx["cell_store"]),
+                                         "batches": max(ctx["batches"] // 2, 10)})
+            results[name].append(res)
+            log(f"  rep {rep + 1} {name}: {res['wall_sps']:.0f} /s")
+    base = median([r["wall_sps"] for r in results[BATCH_LOADERS[0][0]]])
+    for name, runs in results.items():
+        sps = median([r["wall_sps"] for r in runs])
+        rows.append(("1", name, f"{sps:,.0f} samples/s wall; peak RSS (parent) "
+                     f"{median([r['rss_mb'] for r in runs]):,.0f} MB",
+                     f"x{sps / base:.2f} vs 1 thread; batch {TRAIN_BATCH}, L {SEQ_LEN}, 2 tracks"))
 
 
 # ------------------------------------------------------------------ section 2: build
@@ -562,7 +617,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         name, params = args.worker
-        fn = {"loader": worker_loader, "build": worker_build, "train_full": worker_train_full,
+        fn = {"loader": worker_loader, "batches": worker_batches, "build": worker_build, "train_full": worker_train_full,
               "train_compute": worker_train_compute, "predict": worker_predict}[name]
         print("RESULT " + json.dumps(fn(json.loads(params))), flush=True)
         return 0
@@ -582,7 +637,7 @@ def main(argv=None):
            else (10, 40), "build_reps": 1 if quick else 3, "train_steps": 10 if quick else 30,
            "train_reps": 1 if quick else 2, "summary": {}}
     rows = []
-    steps = [("1", section_loading), ("2", section_build), ("3", section_labels),
+    steps = [("1", section_loading), ("1", section_batches), ("2", section_build), ("3", section_labels),
              ("4", section_training), ("5", section_predict)]
     for key, fn in steps:
         if key in sections:

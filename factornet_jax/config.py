@@ -30,7 +30,8 @@ class TrainConfig:
     motif: bool = False                # -mo: put the TF's canonical motif in kernels 0 and 1
     motif_db: str | None = None        # --motif-db: MEME file searched for -mo motifs
     batch_size: int = 100              # global batch (split over all devices), FactorNet used 100
-    loader_threads: int = 2            # host threads reading and assembling batches
+    loader_threads: int = 1            # background threads assembling batches (0: none)
+    loader_processes: int = 0          # worker processes assembling batches instead (0: threads)
     prefetch: int = 4                  # batches prepared ahead of the device
     max_steps_per_epoch: int = 0       # cap on steps per epoch (0: a full pass); for quick runs
     compute_dtype: str = "float32"     # "float32" or "bfloat16" (mixed precision, float32 params)
@@ -50,7 +51,8 @@ class TrainConfig:
             (self.dense >= 1, "-d/--dense must be at least 1"),
             (0.0 <= self.dropout < 1.0, "-p/--dropout must be in [0, 1)"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.loader_threads >= 1, "--loader-threads must be at least 1"),
+            (self.loader_threads >= 0, "--loader-threads must be 0 or more"),
+            (self.loader_processes >= 0, "--loader-processes must be 0 or more"),
             (self.max_steps_per_epoch >= 0, "--max-steps must be >= 0"),
             (self.compute_dtype in ("float32", "bfloat16"), "--dtype must be float32 or bfloat16"),
             (bool(self.inputs), "-i/--inputdirs needs at least one cell store"),
@@ -83,6 +85,6 @@ class TrainConfig:
     def run_identity(self):
         """The settings that must match to resume a run (not where it writes or how it loads)."""
         data = self.to_dict()
-        for key in ("output", "loader_threads", "prefetch", "stores_dir"):
+        for key in ("output", "loader_threads", "loader_processes", "prefetch", "stores_dir"):
             data.pop(key)
         return data

@@ -135,30 +135,31 @@ class BatchSpec:
     use_gencode: bool
 
 
-class BatchLoader:
-    """Iterate fixed-shape numpy batches over `examples`, prepared ahead in threads.
+class BatchAssembler:
+    """Fills one batch's arrays from the stores; shared by the thread and process loaders.
 
     Each batch is a dict: codes (B, L) uint8 (A,C,G,T = 0..3, N = 4), signal (B, L, S) float32,
     labels (B, T) float32, weights (B,) float32 (0 on padding rows of the last batch),
-    and meta (B, M) / gencode (B, 6) float32 when the spec asks for them. `rows` selects this
-    process's slice of every global batch (multi-host); the default is the whole batch.
+    and meta (B, M) / gencode (B, 6) float32 when the spec asks for them.
     """
 
-    def __init__(self, stores, examples, batch_size, spec, threads=2, prefetch=4,
-                 rows=None, max_batches=0):
+    def __init__(self, stores, spec):
         self.stores = stores
-        self.examples = examples
-        self.batch_size = batch_size
         self.spec = spec
-        self.threads = threads
-        self.prefetch = max(prefetch, threads)
-        self.rows = rows or slice(0, batch_size)
-        n = -(-len(examples) // batch_size)
-        self.num_batches = min(n, max_batches) if max_batches else n
         self._annotations = {}
 
-    def __len__(self):
-        return self.num_batches
+    def layout(self, rows, num_tasks):
+        """[(key, shape, dtype, padding value)] of a batch of `rows` rows."""
+        seq_len, first = self.spec.seq_len, self.stores[0]
+        layout = [("codes", (rows, seq_len), "uint8", 4),
+                  ("signal", (rows, seq_len, first.num_tracks), "float32", 0),
+                  ("labels", (rows, num_tasks), "float32", 0),
+                  ("weights", (rows,), "float32", 0)]
+        if self.spec.use_meta:
+            layout.append(("meta", (rows, len(first.meta_values)), "float32", 0))
+        if self.spec.use_gencode:
+            layout.append(("gencode", (rows, 6), "float32", 0))
+        return layout
 
     def _gencode(self, store, chroms, starts):
         key = store.genome.path
@@ -166,26 +167,15 @@ class BatchLoader:
             self._annotations[key] = store.genome.annotations()
         return gencode_flags(self._annotations[key], chroms, starts)
 
-    def make_batch(self, index):
-        """Batch `index` (this process's rows of it), padded to the full batch shape."""
-        lo = index * self.batch_size
-        idx = np.arange(lo, min(lo + self.batch_size, len(self.examples)))[self.rows]
-        rows = len(range(*self.rows.indices(self.batch_size)))
-        rows_ex = self.examples.take(idx)
-        seq_len, n_tracks = self.spec.seq_len, self.stores[0].num_tracks
-        batch = {
-            "codes": np.full((rows, seq_len), 4, np.uint8),
-            "signal": np.zeros((rows, seq_len, n_tracks), np.float32),
-            "labels": np.zeros((rows, rows_ex.labels.shape[1]), np.float32),
-            "weights": np.zeros(rows, np.float32),
-        }
-        n = len(idx)
+    def fill(self, batch, layout, rows_ex):
+        """Write the windows, labels and features of `rows_ex` into rows 0..n-1 of `batch`
+        (arrays shaped as `layout`) and the padding value into the rows after them."""
+        n = len(rows_ex)
+        for key, _shape, _dtype, pad in layout:
+            batch[key][n:] = pad
         batch["labels"][:n] = rows_ex.labels
         batch["weights"][:n] = 1.0
-        if self.spec.use_meta:
-            batch["meta"] = np.zeros((rows, len(self.stores[0].meta_values)), np.float32)
-        if self.spec.use_gencode:
-            batch["gencode"] = np.zeros((rows, 6), np.float32)
+        seq_len = self.spec.seq_len
         for cell in np.unique(rows_ex.cell):
             sel = np.flatnonzero(rows_ex.cell == cell)
             store = self.stores[cell]
@@ -199,8 +189,52 @@ class BatchLoader:
                 batch["gencode"][sel] = self._gencode(store, chroms, bins)
         return batch
 
+
+def empty_batch(layout):
+    return {key: np.empty(shape, dtype) for key, shape, dtype, _pad in layout}
+
+
+class BatchLoader:
+    """Iterate fixed-shape batches (see `BatchAssembler`) over `examples`, prepared ahead.
+
+    `threads` background threads assemble batches (0: in the caller's thread), or, with
+    `workers` (a `batch_processes.BatchWorkers`), worker processes do. `rows` selects this
+    process's slice of every global batch (multi-host); the default is the whole batch.
+    """
+
+    def __init__(self, stores, examples, batch_size, spec, threads=1, prefetch=4,
+                 rows=None, max_batches=0, workers=None):
+        self.stores = stores
+        self.examples = examples
+        self.batch_size = batch_size
+        self.spec = spec
+        self.threads = threads
+        self.prefetch = max(prefetch, threads, 1)
+        self.rows = rows or slice(0, batch_size)
+        self.workers = workers
+        n = -(-len(examples) // batch_size)
+        self.num_batches = min(n, max_batches) if max_batches else n
+        self.assembler = BatchAssembler(stores, spec)
+        rows_per_batch = len(range(*self.rows.indices(batch_size)))
+        self.layout = self.assembler.layout(rows_per_batch, examples.labels.shape[1])
+
+    def __len__(self):
+        return self.num_batches
+
+    def batch_rows(self, index):
+        """The examples of batch `index` that this process loads."""
+        lo = index * self.batch_size
+        return self.examples.take(np.arange(lo, min(lo + self.batch_size, len(self.examples)))[self.rows])
+
+    def make_batch(self, index):
+        """Batch `index` (this process's rows of it), padded to the full batch shape."""
+        return self.assembler.fill(empty_batch(self.layout), self.layout, self.batch_rows(index))
+
     def __iter__(self):
-        if self.threads <= 1:
+        if self.workers is not None:
+            yield from self.workers.batches(self)
+            return
+        if self.threads < 1:
             for i in range(self.num_batches):
                 yield self.make_batch(i)
             return

@@ -410,7 +410,7 @@ class _BigWigWriter:
 # ------------------------------------------------------------------ the run
 
 def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
-                batch_size=None, threads=2, prefetch=4, force=False,
+                batch_size=None, threads=1, prefetch=4, force=False,
                 stores_dir="stores", checkpoint="best", compute_dtype="float32",
                 block_lines=BLOCK_LINES, progress=None) -> PredictSummary:
     """Score every interval of `bed_path` with the model in `model_dir` on `cell_store`.
@@ -426,7 +426,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     batch_size : windows per compiled call over all devices (rounded up to a multiple of the
         device count; lowered to the BED's size for small files); None: 64 per device on
         CPU, 512 per device on GPU/TPU
-    threads : host threads assembling batches; prefetch : batches prepared ahead
+    threads : host threads assembling batches (one: more contend for the GIL and are slower);
+        prefetch : batches prepared ahead
     force : overwrite existing outputs
     checkpoint : "best" or "final" parameters; compute_dtype : "float32" or "bfloat16"
     progress : show a progress bar (None: when stderr is a terminal)

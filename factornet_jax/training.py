@@ -15,6 +15,7 @@ Resume order (the checkpoint is written at the end of every epoch, atomically):
      counter and history; 2. the run continues with the next epoch; 3. best.npz / final.npz /
   history.json are always those of the last committed epoch.
 """
+import contextlib
 import json
 import math
 import os
@@ -273,6 +274,18 @@ def validation_metrics(probs, labels, weights):
 
 # ------------------------------------------------------------------ the loop
 
+def batch_workers(config, stores, spec, rows, num_tasks):
+    """The run's batch worker processes (--loader-processes), or nothing when batches are
+    assembled in threads; a context manager either way."""
+    if not config.loader_processes:
+        return contextlib.nullcontext()
+    from factornet_jax.batch_processes import BatchWorkers, layout_nbytes
+    from factornet_jax.pipeline import BatchAssembler
+    layout = BatchAssembler(stores, spec).layout(rows, num_tasks)
+    return BatchWorkers(config.loader_processes, layout_nbytes(layout),
+                        slots=max(config.prefetch, 2 * config.loader_processes))
+
+
 def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
     """Train a FactorNet model as `config` says; writes and returns the model dir's results."""
     import jax
@@ -345,63 +358,65 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
     rows = slice(pid * per_proc, (pid + 1) * per_proc)
     spec = BatchSpec(config.seq_len, config.meta, config.gencode)
     loader_args = dict(threads=config.loader_threads, prefetch=config.prefetch, rows=rows)
-    history = record["history"]
-    # A run resumed after the checkpoint of its early-stopping epoch does not train on.
-    stopped_early = record["wait"] >= config.patience
-    for epoch in range(config.epochs if stopped_early else record["epoch"], config.epochs):
-        t0 = time.perf_counter()
-        examples = data.epoch_examples(epoch)
-        loader = BatchLoader(stores, examples, config.batch_size, spec,
-                             max_batches=config.max_steps_per_epoch, **loader_args)
-        losses = []
-        with Progress(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), unit="batch",
-                      enabled=None if is_writer else False) as bar:
-            for batch in loader:
-                state, loss = train_step(state, global_batch(batch, data_sharding), base_key)
-                losses.append(loss)
-                if len(losses) % 10 == 0 or len(losses) == len(loader):
-                    # show the loss of 10 steps ago: it is computed already, so reading it
-                    # never makes the host wait for the device
-                    bar.update(10 if len(losses) % 10 == 0 else len(losses) % 10,
-                               postfix=f"loss {float(losses[max(len(losses) - 11, 0)]):.4f}")
-        train_loss = float(np.mean(jax.device_get(losses)))
-        train_seconds = time.perf_counter() - t0
-        n_samples = min(len(loader) * config.batch_size, len(examples))
-        if not math.isfinite(train_loss):
-            raise FactorNetError(f"training loss became {train_loss} in epoch {epoch + 1}; the last "
-                                 f"good checkpoint is kept in {model_dir}; lower -lr and run with -oc")
-        probs, labels, weights = _predict_examples(eval_step, state.params, valid_stores, valid_examples,
-                                                   config.batch_size, spec, loader_args, data_sharding)
-        metrics = validation_metrics(probs, labels, weights)
-        if not math.isfinite(metrics["valid_loss"]):
-            raise FactorNetError(f"validation loss became {metrics['valid_loss']} in epoch {epoch + 1}; "
-                                 f"the last good checkpoint is kept in {model_dir}; lower -lr and "
-                                 "run with -oc")
-        metrics = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}  # JSON null
-        entry = {"epoch": epoch + 1, "train_loss": train_loss, **metrics,
-                 "seconds": round(time.perf_counter() - t0, 3),
-                 "samples_per_second": round(n_samples / max(train_seconds, 1e-9), 1),
-                 "train_samples": n_samples}
-        history.append(entry)
-        improved = record["best_valid_loss"] is None or metrics["valid_loss"] < record["best_valid_loss"]
-        if improved:
-            record.update(best_valid_loss=metrics["valid_loss"], best_epoch=epoch + 1, wait=0)
-        else:
-            record["wait"] += 1
-        record["epoch"] = epoch + 1
-        if is_writer:
+    with batch_workers(config, stores, spec, per_proc, len(tasks)) as workers:
+        loader_args["workers"] = workers
+        history = record["history"]
+        # A run resumed after the checkpoint of its early-stopping epoch does not train on.
+        stopped_early = record["wait"] >= config.patience
+        for epoch in range(config.epochs if stopped_early else record["epoch"], config.epochs):
+            t0 = time.perf_counter()
+            examples = data.epoch_examples(epoch)
+            loader = BatchLoader(stores, examples, config.batch_size, spec,
+                                 max_batches=config.max_steps_per_epoch, **loader_args)
+            losses = []
+            with Progress(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), unit="batch",
+                          enabled=None if is_writer else False) as bar:
+                for batch in loader:
+                    state, loss = train_step(state, global_batch(batch, data_sharding), base_key)
+                    losses.append(loss)
+                    if len(losses) % 10 == 0 or len(losses) == len(loader):
+                        # show the loss of 10 steps ago: it is computed already, so reading it
+                        # never makes the host wait for the device
+                        bar.update(10 if len(losses) % 10 == 0 else len(losses) % 10,
+                                   postfix=f"loss {float(losses[max(len(losses) - 11, 0)]):.4f}")
+            train_loss = float(np.mean(jax.device_get(losses)))
+            train_seconds = time.perf_counter() - t0
+            n_samples = min(len(loader) * config.batch_size, len(examples))
+            if not math.isfinite(train_loss):
+                raise FactorNetError(f"training loss became {train_loss} in epoch {epoch + 1}; the last "
+                                     f"good checkpoint is kept in {model_dir}; lower -lr and run with -oc")
+            probs, labels, weights = _predict_examples(eval_step, state.params, valid_stores, valid_examples,
+                                                       config.batch_size, spec, loader_args, data_sharding)
+            metrics = validation_metrics(probs, labels, weights)
+            if not math.isfinite(metrics["valid_loss"]):
+                raise FactorNetError(f"validation loss became {metrics['valid_loss']} in epoch {epoch + 1}; "
+                                     f"the last good checkpoint is kept in {model_dir}; lower -lr and "
+                                     "run with -oc")
+            metrics = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}  # JSON null
+            entry = {"epoch": epoch + 1, "train_loss": train_loss, **metrics,
+                     "seconds": round(time.perf_counter() - t0, 3),
+                     "samples_per_second": round(n_samples / max(train_seconds, 1e-9), 1),
+                     "train_samples": n_samples}
+            history.append(entry)
+            improved = record["best_valid_loss"] is None or metrics["valid_loss"] < record["best_valid_loss"]
             if improved:
-                modeldir.save_params(model_dir / "best.npz", jax.device_get(state.params))
-            modeldir.write_history(model_dir, history)
-            save_checkpoint(model_dir, state, record)
-        auprc = metrics["valid_auprc"]
-        log(f"epoch {epoch + 1}: train loss {train_loss:.4f}, valid loss {metrics['valid_loss']:.4f}, "
-            f"valid auPRC {'n/a' if auprc is None else f'{auprc:.3f}'}, "
-            f"{entry['samples_per_second']:.0f} samples/s"
-            + (" *" if improved else ""))
-        if record["wait"] >= config.patience:
-            stopped_early = True
-            break
+                record.update(best_valid_loss=metrics["valid_loss"], best_epoch=epoch + 1, wait=0)
+            else:
+                record["wait"] += 1
+            record["epoch"] = epoch + 1
+            if is_writer:
+                if improved:
+                    modeldir.save_params(model_dir / "best.npz", jax.device_get(state.params))
+                modeldir.write_history(model_dir, history)
+                save_checkpoint(model_dir, state, record)
+            auprc = metrics["valid_auprc"]
+            log(f"epoch {epoch + 1}: train loss {train_loss:.4f}, valid loss {metrics['valid_loss']:.4f}, "
+                f"valid auPRC {'n/a' if auprc is None else f'{auprc:.3f}'}, "
+                f"{entry['samples_per_second']:.0f} samples/s"
+                + (" *" if improved else ""))
+            if record["wait"] >= config.patience:
+                stopped_early = True
+                break
     if is_writer:
         modeldir.save_params(model_dir / "final.npz", jax.device_get(state.params))
         _write_json(model_dir / STATE_FILE, {"finished": True, "run": config.run_identity()})

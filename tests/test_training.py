@@ -216,7 +216,8 @@ def test_loss_falls_on_learnable_toy_task(toy, tmp_path):
 # ------------------------------------------------------------------ determinism and resume
 
 def test_same_seed_gives_identical_history_and_weights(toy, base_run, tmp_path):
-    config = make_config(toy, tmp_path / "again")
+    # batches assembled in worker processes instead of threads: the run is the same
+    config = make_config(toy, tmp_path / "again", loader_processes=2)
     result, *_ = run(config)
     assert strip_timing(result.history) == strip_timing(base_run["result"].history)
     assert_npz_equal(tmp_path / "again" / "final.npz", base_run["dir"] / "final.npz")
@@ -374,6 +375,9 @@ def test_cli_flags_are_a_view_of_the_config(toy):
     from factornet_jax.commands.train import config_from_args
     args = build_parser(only=("train", "run")).parse_args(["train", "run", *base_argv(toy, "-o", "x")])
     assert config_from_args(args) == make_config(toy, "x")
+    args = build_parser(only=("train", "run")).parse_args(
+        ["train", "run", *base_argv(toy, "-o", "x"), "--loader-processes", "3"])
+    assert config_from_args(args) == make_config(toy, "x", loader_processes=3)
 
 
 def test_existing_finished_run_refused_by_o_and_overwritten_by_oc(toy, base_run, tmp_path, capsys):

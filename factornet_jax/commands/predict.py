@@ -27,7 +27,7 @@ def add_arguments(parser):
     p.add_argument("--batch", type=int, default=None,
                    help="windows per compiled call, over all devices (default: 64 per device "
                         "on CPU, 512 per device on GPU/TPU)")
-    p.add_argument("--threads", type=int, default=2, help="batch-assembling threads (2)")
+    p.add_argument("--threads", type=int, default=1, help="batch-assembling threads (1)")
     p.add_argument("--checkpoint", default="best", choices=["best", "final"],
                    help="which parameters of the model dir to use (best)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],

@@ -32,7 +32,11 @@ def add_arguments(parser):
     out.add_argument("-o", "--outputdir", help="model dir (refused if it holds another run)")
     out.add_argument("-oc", "--outputdirc", help="model dir, overwritten if it exists")
     p.add_argument("--batch-size", type=int, default=100, help="global batch size (100)")
-    p.add_argument("--loader-threads", type=int, default=2, help="batch-assembling threads")
+    p.add_argument("--loader-threads", type=int, default=1,
+                   help="background threads assembling batches (1; 0: none)")
+    p.add_argument("--loader-processes", type=int, default=0, metavar="N",
+                   help="assemble batches in N worker processes instead of threads (GPU hosts "
+                        "whose step outruns one loader thread)")
     p.add_argument("--max-steps", type=int, default=0, help="cap steps per epoch (0: full epochs)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="compute precision (bfloat16: mixed precision)")
@@ -55,6 +59,7 @@ def config_from_args(args):
         dense=args.dense, dropout=args.dropout, seed=args.seed, factor=args.factor,
         meta=args.meta, gencode=args.gencode, motif=args.motif, motif_db=args.motif_db,
         batch_size=args.batch_size, loader_threads=args.loader_threads,
+        loader_processes=args.loader_processes,
         max_steps_per_epoch=args.max_steps, compute_dtype=args.dtype, stores_dir=args.stores)
 
 
