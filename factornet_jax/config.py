@@ -35,6 +35,7 @@ class TrainConfig:
     prefetch: int = 4                  # batches prepared ahead of the device
     max_steps_per_epoch: int = 0       # cap on steps per epoch (0: a full pass); for quick runs
     compute_dtype: str = "float32"     # "float32" or "bfloat16" (mixed precision, float32 params)
+    lstm_backend: str = "scan"         # --lstm: BiLSTM as a lax.scan (any device) or "cudnn"
     stores_dir: str = "stores"         # where built stores of cell folders named by -i are found
 
     def __post_init__(self):
@@ -55,6 +56,7 @@ class TrainConfig:
             (self.loader_processes >= 0, "--loader-processes must be 0 or more"),
             (self.max_steps_per_epoch >= 0, "--max-steps must be >= 0"),
             (self.compute_dtype in ("float32", "bfloat16"), "--dtype must be float32 or bfloat16"),
+            (self.lstm_backend in ("scan", "cudnn"), "--lstm must be scan or cudnn"),
             (bool(self.inputs), "-i/--inputdirs needs at least one cell store"),
         ]
         for ok, message in checks:
@@ -85,6 +87,7 @@ class TrainConfig:
     def run_identity(self):
         """The settings that must match to resume a run (not where it writes or how it loads)."""
         data = self.to_dict()
-        for key in ("output", "loader_threads", "loader_processes", "prefetch", "stores_dir"):
+        for key in ("output", "loader_threads", "loader_processes", "prefetch", "stores_dir",
+                    "lstm_backend"):
             data.pop(key)
         return data

@@ -206,10 +206,57 @@ def bilstm_scan(x, w_in, w_rec, bias, cell="standard"):
     return jnp.concatenate([forward, backward], axis=-1)
 
 
+def cudnn_lstm_weights(w_in, w_rec, bias):
+    """Our bidirectional weights -> cuDNN's flat weight vector (`jax.experimental.rnn` layout).
+
+    cuDNN packs, per pseudo-layer (forward, then backward), W_ih (4H, F) and W_hh (4H, H), then
+    per pseudo-layer b_ih and b_hh (4H each); its gate order [i, f, g, o] is ours. Our single
+    bias goes to b_ih, b_hh is zero.
+    """
+    parts = []
+    for d in (0, 1):
+        parts += [w_in[d].T.ravel(), w_rec[d].T.ravel()]
+    for d in (0, 1):
+        parts += [bias[d], jnp.zeros_like(bias[d])]
+    return jnp.concatenate(parts)
+
+
+def bilstm_cudnn(x, w_in, w_rec, bias):
+    """`bilstm_scan` (standard cell) through cuDNN's fused LSTM kernel (NVIDIA GPUs only)."""
+    from jax.experimental import rnn
+    batch, steps, features = x.shape
+    hidden = w_rec.shape[1]
+    zeros = jnp.zeros((2, batch, hidden), jnp.float32)
+    weights = cudnn_lstm_weights(w_in, w_rec, bias).astype(jnp.float32)
+    y, _, _ = rnn.lstm(x.astype(jnp.float32), zeros, zeros, weights,
+                       jnp.full((batch,), steps, jnp.int32), input_size=features,
+                       hidden_size=hidden, num_layers=1, dropout=0.0, bidirectional=True)
+    return y.astype(x.dtype)
+
+
+LSTM_BACKENDS = ("scan", "cudnn")
+
+
+def check_lstm_backend(backend, cell):
+    """Refuse a BiLSTM backend this model or machine cannot run (ConfigError, one line)."""
+    if backend not in LSTM_BACKENDS:
+        raise ConfigError(f"--lstm {backend}: choose one of {', '.join(LSTM_BACKENDS)}")
+    if backend == "cudnn":
+        if cell != "standard":
+            raise ConfigError("--lstm cudnn: this model's LSTM has Keras 1 hard-sigmoid gates, "
+                              "which cuDNN does not compute; use --lstm scan")
+        if jax.default_backend() != "gpu":
+            raise ConfigError(f"--lstm cudnn needs an NVIDIA GPU; JAX runs on "
+                              f"{jax.default_backend()} here; use --lstm scan")
+
+
 class BiLSTM(nn.Module):
-    """Bidirectional LSTM returning sequences; params {forward,backward}_{W,U,b}, gates [i, f, c, o]."""
+    """Bidirectional LSTM returning sequences; params {forward,backward}_{W,U,b}, gates [i, f, c, o].
+
+    backend "scan": `bilstm_scan` (any device); "cudnn": `bilstm_cudnn` (same weights)."""
     units: int
     cell: str = "standard"
+    backend: str = "scan"
 
     @nn.compact
     def __call__(self, x):
@@ -219,6 +266,8 @@ class BiLSTM(nn.Module):
             ws.append(self.param(f"{direction}_W", _lstm_weight_init("input"), (features, 4 * self.units)))
             us.append(self.param(f"{direction}_U", _lstm_weight_init("recurrent"), (self.units, 4 * self.units)))
             bs.append(self.param(f"{direction}_b", _lstm_weight_init("bias"), (4 * self.units,)))
+        if self.backend == "cudnn":
+            return bilstm_cudnn(x, jnp.stack(ws), jnp.stack(us), jnp.stack(bs))
         return bilstm_scan(x, jnp.stack(ws), jnp.stack(us), jnp.stack(bs), self.cell)
 
 
@@ -230,6 +279,7 @@ class FactorNet(nn.Module):
     the strand axis is the forward window, column 1 its reverse complement.
     """
     cfg: ModelConfig
+    lstm_backend: str = "scan"
 
     def tower(self, x, extra, train):
         """Shared tower: (B, L, 4 + S) inputs [+ (B, E) extra features] -> (B, T) logits."""
@@ -243,7 +293,7 @@ class FactorNet(nn.Module):
         else:
             x = nn.max_pool(x, (cfg.pool_size,), strides=(cfg.pool_size,), padding="VALID")
             if cfg.recurrent > 0:
-                x = BiLSTM(cfg.recurrent, cfg.lstm_cell, name="bilstm")(x)
+                x = BiLSTM(cfg.recurrent, cfg.lstm_cell, self.lstm_backend, name="bilstm")(x)
             x = x.reshape(x.shape[0], -1)          # row-major (position, channel), as Keras Flatten
         x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
         x = nn.relu(nn.Dense(cfg.dense, name="dense")(x))
@@ -286,9 +336,12 @@ def _extra_features(cfg, n, meta, gencode):
     return jnp.concatenate(parts, axis=-1) if parts else None
 
 
-def make_model(cfg: ModelConfig):
-    """The linen module for `cfg` (same as ``FactorNet(cfg)``)."""
-    return FactorNet(cfg)
+def make_model(cfg: ModelConfig, lstm_backend: str = "scan"):
+    """The linen module for `cfg` (same as ``FactorNet(cfg)``); `lstm_backend` "cudnn" runs
+    the BiLSTM through cuDNN (checked: NVIDIA GPU, standard cell)."""
+    if cfg.recurrent > 0:
+        check_lstm_backend(lstm_backend, cfg.lstm_cell)
+    return FactorNet(cfg, lstm_backend)
 
 
 def dummy_inputs(cfg: ModelConfig, batch_size: int = 1) -> dict:

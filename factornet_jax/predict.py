@@ -298,7 +298,7 @@ def _tmp_path(path):
 # ------------------------------------------------------------------ batches
 
 @functools.lru_cache(maxsize=8)
-def _eval_step(model_config, n_devices, compute_dtype):
+def _eval_step(model_config, n_devices, compute_dtype, lstm_backend="scan"):
     """The training code's jitted eval step over a ("data",) mesh of every device, kept per
     architecture so repeated predictions (one per TF, per cell line) compile once per shape."""
     import jax
@@ -307,7 +307,7 @@ def _eval_step(model_config, n_devices, compute_dtype):
     from factornet_jax.training import make_steps
     mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
     # the train step (and so the optimizer) is never used here
-    _, eval_step, data_sharding, replicated = make_steps(make_model(model_config), None, mesh,
+    _, eval_step, data_sharding, replicated = make_steps(make_model(model_config, lstm_backend), None, mesh,
                                                          compute_dtype)
     return eval_step, data_sharding, replicated
 
@@ -411,7 +411,7 @@ class _BigWigWriter:
 
 def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                 batch_size=None, threads=1, prefetch=4, force=False,
-                stores_dir="stores", checkpoint="best", compute_dtype="float32",
+                stores_dir="stores", checkpoint="best", compute_dtype="float32", lstm_backend="scan",
                 block_lines=BLOCK_LINES, progress=None) -> PredictSummary:
     """Score every interval of `bed_path` with the model in `model_dir` on `cell_store`.
 
@@ -430,6 +430,7 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         prefetch : batches prepared ahead
     force : overwrite existing outputs
     checkpoint : "best" or "final" parameters; compute_dtype : "float32" or "bfloat16"
+    lstm_backend : "scan" (any device) or "cudnn" (NVIDIA GPUs; same results, see model.py)
     progress : show a progress bar (None: when stderr is a terminal)
 
     Returns
@@ -438,6 +439,7 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     """
     import jax
 
+    from factornet_jax.model import check_lstm_backend
     from factornet_jax.modeldir import load_model
     from factornet_jax.reader import open_cell_store
     from factornet_jax.training import global_batch, resolve_store
@@ -462,6 +464,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     task_index = check_model_store(model, store, tf)
     tf_name = model.tfs[task_index]
     cfg = model.model_config
+    if cfg.recurrent > 0:
+        check_lstm_backend(lstm_backend, cfg.lstm_cell)
     seq_len = cfg.seq_len
     scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bigwig is not None,
                     block_lines=block_lines)
@@ -473,7 +477,7 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         batch_size = per_device * n_devices
     batch_size = min(batch_size, scan.n_bins)
     batch_size = -(-batch_size // n_devices) * n_devices
-    eval_step, data_sharding, replicated = _eval_step(cfg, n_devices, compute_dtype)
+    eval_step, data_sharding, replicated = _eval_step(cfg, n_devices, compute_dtype, lstm_backend)
     params = jax.device_put(model.params, replicated)
     zone = exclusion_zone(store.genome.blacklist(), store.chrom_sizes, seq_len)
     annotations = store.genome.annotations() if cfg.use_gencode else None

@@ -292,10 +292,12 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
     import optax
 
     from factornet_jax import modeldir
-    from factornet_jax.model import init_params, make_model
+    from factornet_jax.model import check_lstm_backend, init_params, make_model
     from factornet_jax.pipeline import BatchLoader, BatchSpec, TrainingData
 
     t_start = time.perf_counter()
+    if config.recurrent > 0:
+        check_lstm_backend(config.lstm_backend, "standard")
     stores = open_stores(config.inputs, config.stores_dir, "-i")
     valid_stores = open_stores(config.valid_inputs, config.stores_dir, "-vi") if config.valid_inputs else stores
     if valid_stores is not stores:
@@ -339,7 +341,7 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
         modeldir.write_factornet_files(model_dir, tasks, stores[0].track_names,
                                        stores[0].meta_names if config.meta else (), features)
 
-    model = make_model(model_cfg)
+    model = make_model(model_cfg, config.lstm_backend)
     params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
     if config.motif:
         params = _inject_motifs(params, config, tasks, log)

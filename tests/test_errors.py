@@ -74,6 +74,7 @@ CASES = {
     "train_unbuilt_cell_folder": "train -i names a cell folder that was never built",
     "train_store_interrupted": "train -i names a store whose build was killed",
     "train_output_exists": "train -o names an existing directory of other files",
+    "train_lstm_cudnn_without_gpu": "train --lstm cudnn on a machine without an NVIDIA GPU",
     "model_dir_no_config": "predict -m names a directory without config.json",
     "model_params_pickled": "predict -m: best.npz holds a pickled object array",
     "predict_bed_unknown_chrom": "predict -b BED line on a chromosome the store lacks",
@@ -501,6 +502,14 @@ def test_train_output_exists(tmp_path, tiny_stores, capsys, places):
     expect_error("train_output_exists", train_argv(tiny_stores["cell_stores"][0], out), capsys, places,
                  names=["-o", out, "-oc"])
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.skipif(__import__("jax").default_backend() == "gpu", reason="this machine has a GPU")
+def test_train_lstm_cudnn_without_gpu(tmp_path, tiny_stores, capsys, places):
+    out = tmp_path / "model"
+    expect_error("train_lstm_cudnn_without_gpu", train_argv(tiny_stores["cell_stores"][0], out, "--lstm", "cudnn"),
+                 capsys, places, names=["--lstm cudnn", "--lstm scan"])
+    assert not out.exists()
 
 
 # ------------------------------------------------------------------ model dirs and predict

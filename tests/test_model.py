@@ -237,6 +237,46 @@ def test_lstm_cell_matches_numpy_loop(cell):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
 
 
+def test_cudnn_weight_layout_matches_scan():
+    """The cuDNN path's flat weights, unpacked by jax.experimental.rnn and run through its
+    reference LSTM (what JAX tests its cuDNN kernel against), equal our scan: the packing order,
+    the (4H, F) orientation, the gate order and the single bias are right."""
+    from jax.experimental import rnn
+
+    from factornet_jax.model import cudnn_lstm_weights
+    rng = np.random.default_rng(4)
+    batch, steps, features, hidden = 3, 9, 5, 4
+    x = jnp.asarray(rng.normal(size=(batch, steps, features)), jnp.float32)
+    W = jnp.asarray(rng.normal(size=(2, features, 4 * hidden)), jnp.float32)
+    U = jnp.asarray(rng.normal(size=(2, hidden, 4 * hidden)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(2, 4 * hidden)), jnp.float32)
+    flat = cudnn_lstm_weights(W, U, b)
+    assert flat.shape == (rnn.get_num_params_in_lstm(features, hidden, 1, True),)
+    w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(flat, features, hidden, 1, True)
+    zeros = jnp.zeros((2, batch, hidden), jnp.float32)
+    want, _, _ = rnn.lstm_ref(x, zeros, zeros, w_ih, w_hh, b_ih, b_hh,
+                              jnp.full((batch,), steps, jnp.int32), features, hidden, 1, 0.0, True)
+    got = bilstm_scan(x, W, U, b, "standard")
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_backend_checks():
+    from factornet_jax.model import make_model
+    cfg = ModelConfig(seq_len=100, track_names=TRACKS, kernel_width=10, recurrent=4)
+    assert make_model(cfg).lstm_backend == "scan"
+    with pytest.raises(ConfigError, match="choose one of scan, cudnn"):
+        make_model(cfg, "cuda")
+    keras1 = ModelConfig(seq_len=100, track_names=TRACKS, kernel_width=10, recurrent=4,
+                         lstm_cell="keras1")
+    with pytest.raises(ConfigError, match="hard-sigmoid gates"):
+        make_model(keras1, "cudnn")
+    if jax.default_backend() != "gpu":
+        with pytest.raises(ConfigError, match="needs an NVIDIA GPU; JAX runs on cpu"):
+            make_model(cfg, "cudnn")
+    no_lstm = ModelConfig(seq_len=100, track_names=TRACKS, kernel_width=10, recurrent=0)
+    make_model(no_lstm, "cudnn")                     # no BiLSTM: nothing to run through cuDNN
+
+
 # ---------------------------------------------------------------- motif injection
 
 def test_inject_motif_kernels_and_response():

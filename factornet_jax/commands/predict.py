@@ -32,6 +32,8 @@ def add_arguments(parser):
                    help="which parameters of the model dir to use (best)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="compute precision (float32)")
+    p.add_argument("--lstm", default="scan", choices=["scan", "cudnn"],
+                   help="BiLSTM implementation: scan (any device) or cudnn (NVIDIA GPUs)")
     p.add_argument("--stores", default="stores", metavar="DIR",
                    help="where the store of a cell folder given to -i was built")
 
@@ -41,6 +43,7 @@ def main(args):
     summary = predict_bed(args.inputdir, args.modeldir, args.bed, args.outputfile,
                           tf=args.factor, bigwig=args.bigwig, batch_size=args.batch,
                           threads=args.threads, force=args.force, stores_dir=args.stores,
-                          checkpoint=args.checkpoint, compute_dtype=args.dtype)
+                          checkpoint=args.checkpoint, compute_dtype=args.dtype,
+                          lstm_backend=args.lstm)
     print(format_summary(summary))
     return 0

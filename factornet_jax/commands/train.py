@@ -40,6 +40,8 @@ def add_arguments(parser):
     p.add_argument("--max-steps", type=int, default=0, help="cap steps per epoch (0: full epochs)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="compute precision (bfloat16: mixed precision)")
+    p.add_argument("--lstm", default="scan", choices=["scan", "cudnn"],
+                   help="BiLSTM implementation: scan (any device) or cudnn (NVIDIA GPUs, same weights)")
     p.add_argument("--stores", default="stores", metavar="DIR",
                    help="where stores of cell folders given to -i were built")
     p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
@@ -60,7 +62,8 @@ def config_from_args(args):
         meta=args.meta, gencode=args.gencode, motif=args.motif, motif_db=args.motif_db,
         batch_size=args.batch_size, loader_threads=args.loader_threads,
         loader_processes=args.loader_processes,
-        max_steps_per_epoch=args.max_steps, compute_dtype=args.dtype, stores_dir=args.stores)
+        max_steps_per_epoch=args.max_steps, compute_dtype=args.dtype, lstm_backend=args.lstm,
+        stores_dir=args.stores)
 
 
 def main(args):
