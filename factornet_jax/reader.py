@@ -2,17 +2,22 @@
 
 Zarr-python's per-call overhead (~1 ms) is far above the cost of decoding one chunk, so
 windows are not sliced through zarr one at a time. Instead a batch is planned: the chunks
-its windows touch are listed (vectorised, per chromosome), each is read and decoded once
-(Blosc straight through numcodecs, crc32c checked; optionally in threads, as Blosc
+its windows touch are listed (vectorised, all chromosomes at once), each is read and decoded
+once (Blosc straight through numcodecs, crc32c checked; optionally in threads, as Blosc
 releases the GIL, and through an LRU cache, both off by default as measured), and the
-windows are cut out of the decoded chunks. The arrays are the ones `stores.py` wrote with
-zarr, in either layout zarr v3 has: one file per chunk, or shards (`sharding_indexed`: many chunks per file plus an index of
-(offset, nbytes) per chunk). A shard's index is read once and kept; its file stays open
-(a bounded LRU of descriptors), so reading a chunk is one `pread`. `tests/test_reader.py`
-checks the two paths (this one and zarr's) agree. Measurements: docs/BENCHMARKS.md.
+windows are copied out of the decoded chunks as bytes. The arrays are the ones `stores.py`
+wrote with zarr, in either layout zarr v3 has: one file per chunk, or shards
+(`sharding_indexed`: many chunks per file plus an index of (offset, nbytes) per chunk). A
+shard's index is read once and kept; its file stays open (a bounded LRU of descriptors), so
+reading a chunk is one `pread`. Decoding costs a few us a chunk, so the default path
+(`ChunkedArray.read_chunks`) keeps Python per chunk to a minimum: one numpy lookup of all the
+batch's (offset, nbytes) per array, one hold of the descriptor lock per group of chunks, and
+one crc32c, one decompress per chunk. `tests/test_reader.py` checks the two paths (this one
+and zarr's) agree. Measurements: docs/BENCHMARKS.md.
 """
 import itertools
 import json
+import operator
 import os
 import threading
 from collections import OrderedDict
@@ -30,6 +35,14 @@ from factornet_jax.stores import ATTR, CELL_FORMAT, FORMAT_VERSION, GENCODE_FEAT
 # their chunks. Pass cache_bytes for workloads that re-read the same region across batches.
 DEFAULT_CACHE_BYTES = 0
 _NO_CHUNK = 2**64 - 1  # shard index entry of a chunk that was never written
+# The crc32c of any message followed by its own crc32c (4 bytes, little-endian) is this
+# constant, and any other 4-byte trailer gives another value (appending 4 bytes to a CRC is
+# a bijection of the trailer): checking a stored chunk is one crc32c over all its bytes,
+# without slicing the trailer off and parsing it.
+_CRC32C_RESIDUE = 0x48674BC7
+# Most chunks read from one shard file under one hold of the descriptor lock (bounds the time
+# another thread waits, and the stored bytes held at once).
+_PREAD_GROUP = 64
 
 
 def _codec_functions():
@@ -60,22 +73,48 @@ class _OpenFiles:
         self._fds = OrderedDict()
         self._lock = threading.Lock()
 
+    def _descriptor(self, key, path):
+        """The descriptor of `path`, opened on first use; the caller holds the lock. `key` names
+        the file for one opened store, so a store rebuilt at the same path and opened again
+        never reads through a descriptor of the old files."""
+        fd = self._fds.get(key)
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY)  # FileNotFoundError goes to the caller
+            self._fds[key] = fd
+            while len(self._fds) > self.max_open:
+                os.close(self._fds.popitem(last=False)[1])
+        else:
+            self._fds.move_to_end(key)
+        return fd
+
     def pread(self, key, path, nbytes, offset):
         """nbytes bytes of `path` at offset (fewer at the end of the file); offset < 0 counts
-        from the end. `key` names the file for one opened store, so a store rebuilt at the
-        same path and opened again never reads through a descriptor of the old files."""
+        from the end."""
         with self._lock:
-            fd = self._fds.get(key)
-            if fd is None:
-                fd = os.open(path, os.O_RDONLY)  # FileNotFoundError goes to the caller
-                self._fds[key] = fd
-                while len(self._fds) > self.max_open:
-                    os.close(self._fds.popitem(last=False)[1])
-            else:
-                self._fds.move_to_end(key)
+            fd = self._descriptor(key, path)
             if offset < 0:
                 offset = max(os.fstat(fd).st_size + offset, 0)
             return os.pread(fd, nbytes, offset)
+
+    def pread_chunks(self, token, shard_path, shards, offsets, sizes):
+        """[bytes] read at offsets[i] (sizes[i] bytes) of shard file shards[i] of the array
+        `token` (shards ascending; shard_path(shard) its path), all in one hold of the lock:
+        one descriptor lookup per shard file instead of the lock and the LRU bookkeeping per
+        chunk (as much again as the ~0.5 us pread). Stops at a shard file that does not exist:
+        fewer results than offsets. A descriptor is only used under the lock, so no other
+        thread closes it meanwhile."""
+        out = []
+        with self._lock:
+            current = None
+            for shard, offset, nbytes in zip(shards, offsets, sizes):
+                if shard != current:
+                    try:
+                        fd = self._descriptor((token, shard), shard_path(shard))
+                    except FileNotFoundError:
+                        break
+                    current = shard
+                out.append(os.pread(fd, nbytes, offset))
+        return out
 
     def close(self):
         with self._lock:
@@ -161,7 +200,12 @@ class ChunkedArray:
         self.suffix = "/0" * (len(self.shape) - 1)
         self.compressor = inner[1]
         self.chunk_nbytes = int(np.prod(self.chunk_shape)) * self.dtype.itemsize
-        self._shard_index = {}
+        if self.sharded:
+            # Every shard's index, filled a shard at a time (each read once, on first use), so
+            # the (offset, nbytes) of a batch's chunks are one numpy lookup whatever the shards.
+            n_shards = -(-self.n_chunks // self.chunks_per_shard)
+            self._entries = np.empty((n_shards * self.chunks_per_shard, 2), dtype="<u8")
+            self._loaded = np.zeros(n_shards, dtype=bool)
         self._lock = threading.Lock()
         self._token = next(_ARRAY_TOKENS)
 
@@ -175,22 +219,25 @@ class ChunkedArray:
 
     def _read_shard_index(self, shard, index, crc32c):
         """(chunks_per_shard, 2) uint64 (offset, nbytes) of shard `shard`, read once."""
-        table = self._shard_index.get(shard)
-        if table is not None:
-            return table
-        path = f"{self.dir}/c/{shard}{self.suffix}"
+        rows = slice(shard * self.chunks_per_shard, (shard + 1) * self.chunks_per_shard)
+        if self._loaded[shard]:
+            return self._entries[rows]
         try:
-            data = _OPEN_FILES.pread((self._token, shard), path, self.index_nbytes, -self.index_nbytes
-                                     if self.index_at_end else 0)
+            offset = -self.index_nbytes if self.index_at_end else 0
+            data = _OPEN_FILES.pread((self._token, shard), self._shard_path(shard),
+                                     self.index_nbytes, offset)
         except FileNotFoundError:
             raise self._missing(index) from None
         body = data[:-4]
         if len(data) != self.index_nbytes or crc32c(body) != int.from_bytes(data[-4:], "little"):
             raise self._corrupted(index)
-        table = np.frombuffer(body, dtype="<u8").reshape(self.chunks_per_shard, 2)
-        with self._lock:
-            self._shard_index[shard] = table
-        return table
+        with self._lock:  # set _loaded only once the entries are in place
+            self._entries[rows] = np.frombuffer(body, dtype="<u8").reshape(self.chunks_per_shard, 2)
+            self._loaded[shard] = True
+        return self._entries[rows]
+
+    def _shard_path(self, shard):
+        return f"{self.dir}/c/{shard}{self.suffix}"
 
     def _read_bytes(self, index, crc32c):
         """The stored bytes of chunk `index` (codec output incl. the crc32c trailer)."""
@@ -208,21 +255,85 @@ class ChunkedArray:
         offset = table.item(inner, 0)
         if offset == _NO_CHUNK:
             raise self._missing(index)
-        return _OPEN_FILES.pread((self._token, shard), f"{self.dir}/c/{shard}{self.suffix}",
-                                 table.item(inner, 1), offset)
+        try:
+            return _OPEN_FILES.pread((self._token, shard), self._shard_path(shard),
+                                     table.item(inner, 1), offset)
+        except FileNotFoundError:  # the shard file went away after its index was read
+            raise self._missing(index) from None
 
-    def read_chunk(self, index):
-        """Decode chunk `index` -> (chunk_len, *rest) array; errors name the array and chunk."""
+    def _locate(self, indices, crc32c):
+        """(offsets, nbytes) lists of sharded chunks `indices` (ascending ndarray), reading the
+        shard indexes not read yet, and (stop, error): when a chunk cannot be located (its shard
+        file or index is missing or damaged, or the chunk was never written), the lists stop
+        before the first such chunk and `error` is what reading chunk by chunk raises there."""
+        stop, error = len(indices), None
+        shards = indices // self.chunks_per_shard
+        unread = np.flatnonzero(~self._loaded[shards])
+        for position in unread.tolist():                      # in chunk order
+            shard = int(shards[position])
+            if not self._loaded[shard]:
+                try:
+                    self._read_shard_index(shard, int(indices[position]), crc32c)
+                except Exception as err:                      # raised after the chunks before
+                    stop, error = position, err
+                    break
+        offsets, sizes = self._entries[indices[:stop]].T.tolist() if stop else ([], [])
+        if _NO_CHUNK in offsets:
+            stop = offsets.index(_NO_CHUNK)
+            error = self._missing(int(indices[stop]))
+            offsets, sizes = offsets[:stop], sizes[:stop]
+        return offsets, sizes, stop, error
+
+    def _read_sharded(self, indices, crc32c, decompress):
+        """read_chunks of a sharded array: the chunks' (offset, nbytes) in one numpy lookup, then
+        up to _PREAD_GROUP of them read in one hold of the descriptor lock and decoded. Errors
+        are raised in chunk order, as reading chunk by chunk would."""
+        offsets, sizes, stop, error = self._locate(indices, crc32c)
+        shards = (indices[:stop] // self.chunks_per_shard).tolist()
+        indices = indices[:stop].tolist()
+        decoded, chunks = self._decoded, []
+        for lo in range(0, stop, _PREAD_GROUP):
+            hi = min(stop, lo + _PREAD_GROUP)
+            stored = _OPEN_FILES.pread_chunks(self._token, self._shard_path, shards[lo:hi],
+                                              offsets[lo:hi], sizes[lo:hi])
+            chunks += [memoryview(decoded(index, data, crc32c, decompress))
+                       for index, data in zip(indices[lo:hi], stored)]
+            if len(stored) < hi - lo:                         # that shard file is gone
+                raise self._missing(indices[lo + len(stored)])
+        if error is not None:
+            raise error
+        return chunks
+
+    def _decompressor(self):
         crc32c, blosc_decompress, zstd_decode = _CODECS or _codec_functions()
-        data = self._read_bytes(index, crc32c)
-        body = data[:-4]
-        if len(data) < 5 or crc32c(body) != int.from_bytes(data[-4:], "little"):
+        return crc32c, (blosc_decompress if self.compressor == "blosc" else zstd_decode)
+
+    def _decoded(self, index, data, crc32c, decompress):
+        """Stored bytes of chunk `index` (codec output incl. the crc32c trailer) -> its decoded
+        bytes (chunk_nbytes), checked; errors name the array and chunk."""
+        if len(data) < 5 or crc32c(data) != _CRC32C_RESIDUE:
             raise self._corrupted(index)
-        raw = blosc_decompress(body) if self.compressor == "blosc" else zstd_decode(body)
+        raw = decompress(data[:-4])
         if len(raw) != self.chunk_nbytes:
             raise StoreError(f"{self.store_path}: chunk {index} of {self.name} decodes to "
                              f"{len(raw)} bytes, expected {self.chunk_nbytes}; rebuild the store")
+        return raw
+
+    def read_chunk(self, index):
+        """Decode chunk `index` -> (chunk_len, *rest) array; errors name the array and chunk."""
+        crc32c, decompress = self._decompressor()
+        raw = self._decoded(index, self._read_bytes(index, crc32c), crc32c, decompress)
         return np.frombuffer(raw, dtype=self.dtype).reshape(self.chunk_shape)
+
+    def read_chunks(self, indices):
+        """Decoded chunks `indices` (ascending ndarray) -> a list of flat byte memoryviews
+        (chunk_nbytes each, C order), what the batch reader copies windows from. Same checks
+        and errors as read_chunk, in chunk order; cheaper per chunk (see _read_sharded)."""
+        crc32c, decompress = self._decompressor()
+        if self.sharded:
+            return self._read_sharded(indices, crc32c, decompress)
+        return [memoryview(self._decoded(index, self._read_bytes(index, crc32c), crc32c,
+                                         decompress)) for index in indices.tolist()]
 
 
 class ChunkCache:
@@ -324,76 +435,129 @@ class _BatchReader:
                     self._arrays[chrom] = arr
         return arr
 
-    def _decode_all(self, keys):
-        """Decoded chunks for `keys` [(chrom, index)], a list in the same order; only the
-        ones not in the cache are read."""
-        cache, prefix = self.cache, self.prefix
+    def _decode_all(self, requests):
+        """Decoded chunks (flat byte memoryviews) for `requests` [(chrom, array, ascending chunk
+        indices)], one list in request order.
+
+        The usual case (no cache, one thread; the defaults) is each array's read_chunks, the
+        fast path: per shard file one index lookup and one hold of the descriptor lock, then
+        check and decompress each chunk, instead of a cache lookup, a lock and five Python
+        calls per chunk (measured: ~2 us of Python per chunk down to ~0.5 us, next to 3-5 us
+        of decompressing). With a cache, only the chunks not in it are read; with threads,
+        split between them.
+        """
+        cache, prefix, threads = self.cache, self.prefix, self.threads
+        total = sum(len(needed) for _, _, needed in requests)
+        if cache.max_bytes <= 0 and not (threads > 1 and total >= 2 * threads):
+            chunks = []
+            for _, arr, needed in requests:
+                chunks += arr.read_chunks(needed)
+            return chunks
+        keys = [(chrom, index) for chrom, _, needed in requests for index in needed.tolist()]
         chunks = [cache.get((prefix, chrom, index)) for chrom, index in keys]
         missing = [k for k, value in enumerate(chunks) if value is None]
         if not missing:
             return chunks
-
-        def load(k):
-            chrom, index = keys[k]
-            return self.array(chrom).read_chunk(index)
-
-        if self.threads > 1 and len(missing) >= 2 * self.threads:
+        if threads > 1 and len(missing) >= 2 * threads:
             # One task per thread (a task per chunk costs more than the decode itself).
             with self._lock:
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="chunks")
-            groups = [missing[i::self.threads] for i in range(self.threads)]
-            parts = list(self._pool.map(lambda group: [load(k) for k in group], groups))
+                    self._pool = ThreadPoolExecutor(threads, thread_name_prefix="chunks")
+            groups = [[keys[k] for k in missing[i::threads]] for i in range(threads)]
+            parts = list(self._pool.map(self._read_keys, groups))
             decoded = [None] * len(missing)
             for i, part in enumerate(parts):
-                decoded[i::self.threads] = part
+                decoded[i::threads] = part
         else:
-            decoded = [load(k) for k in missing]
+            decoded = self._read_keys([keys[k] for k in missing])
         for k, value in zip(missing, decoded):
             chunks[k] = value
             cache.put((prefix, *keys[k]), value)
         return chunks
 
+    def _read_keys(self, keys):
+        """Decoded chunks for `keys` [(chrom, index)] in (chrom, index) order, a list."""
+        chunks = []
+        for chrom, group in itertools.groupby(keys, key=operator.itemgetter(0)):
+            indices = np.array([index for _, index in group], dtype=np.int64)
+            chunks += self.array(chrom).read_chunks(indices)
+        return chunks
+
     def read(self, chroms, starts, length, out):
-        """Fill out[b] (length, *rest) with the window chroms[b]:starts[b]; zeros off the ends."""
+        """Fill out[b] (length, *rest) with the window chroms[b]:starts[b]; zeros off the ends.
+        `out` is C-contiguous (the callers' fresh arrays): windows are copied in as bytes.
+
+        Planned for all chromosomes at once, vectorised: each window's part inside its
+        chromosome, the chunks it touches (keyed chrom number * stride + chunk index, so the
+        sorted unique keys list every needed chunk once, by chromosome then index) and the
+        slot of its first chunk; consecutive chunks get consecutive slots."""
         if not len(chroms):
             return out
         names, inverse = np.unique(chroms, return_inverse=True)
-        plans, keys = [], []
-        for k, chrom in enumerate(names):
-            rows = np.flatnonzero(inverse == k) if len(names) > 1 else np.arange(len(chroms))
-            chunk_len = self.array(chrom).chunk_len
-            win = starts[rows]
-            lo = np.maximum(win, 0)
-            hi = np.minimum(win + length, self.chrom_sizes[chrom])
-            inside = hi > lo
-            if not inside.all():
-                rows, win, lo, hi = rows[inside], win[inside], lo[inside], hi[inside]
-                if not len(rows):
-                    continue
-            first = lo // chunk_len
-            span = (hi - 1) // chunk_len - first + 1
-            if span.max() == 1:
-                needed = np.unique(first)
-            else:  # every chunk from first to last of each window
-                steps = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
-                needed = np.unique(np.repeat(first, span) + steps)
-            slots = len(keys) + np.searchsorted(needed, first)
-            chrom = str(chrom)
-            keys.extend((chrom, index) for index in needed.tolist())
-            plans.append((chunk_len, rows.tolist(), slots.tolist(), (lo - first * chunk_len).tolist(),
-                          (lo - win).tolist(), (hi - lo).tolist()))
-        chunks = self._decode_all(keys)
-        for chunk_len, rows, slots, offsets, dests, widths in plans:
-            for b, slot, offset, dest, width in zip(rows, slots, offsets, dests, widths):
-                if offset + width <= chunk_len:   # the usual case: one chunk holds the window
-                    out[b, dest: dest + width] = chunks[slot][offset: offset + width]
-                    continue
-                while width > 0:                  # consecutive chunks sit in consecutive slots
-                    take = min(width, chunk_len - offset)
-                    out[b, dest: dest + take] = chunks[slot][offset: offset + take]
-                    slot, offset, dest, width = slot + 1, 0, dest + take, width - take
+        arrays = [self.array(str(name)) for name in names]
+        for arr in arrays:
+            _check_rows(arr, out)
+        chunk_len = np.array([arr.chunk_len for arr in arrays], dtype=np.int64)[inverse]
+        size = np.array([self.chrom_sizes[name] for name in names], dtype=np.int64)[inverse]
+        lo = np.maximum(starts, 0)
+        hi = np.minimum(starts + length, size)
+        rows = np.flatnonzero(hi > lo)
+        if len(rows) < len(chroms):
+            if not len(rows):
+                return out
+            inverse, starts, chunk_len, lo, hi = (a[rows] for a in
+                                                  (inverse, starts, chunk_len, lo, hi))
+        first = lo // chunk_len
+        span = (hi - 1) // chunk_len - first + 1
+        stride = max(arr.n_chunks for arr in arrays) + 1
+        first_key = inverse * stride + first
+        if span.max() == 1:
+            keys = np.unique(first_key)
+        else:  # every chunk from first to last of each window
+            steps = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
+            keys = np.unique(np.repeat(first_key, span) + steps)
+        bounds = np.searchsorted(keys, np.arange(len(names) + 1) * stride).tolist()
+        requests = [(str(names[k]), arrays[k], keys[a:b] - k * stride)
+                    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])) if b > a]
+        chunks = self._decode_all(requests)
+        _copy_windows(out, chunks, rows * length + (lo - starts), np.searchsorted(keys, first_key),
+                      lo - first * chunk_len, hi - lo, span)
         return out
+
+
+def _check_rows(arr, out):
+    """The batch reader copies bytes: the array's rows must be out's (dtype and shape)."""
+    if arr.dtype != out.dtype or arr.chunk_shape[1:] != out.shape[2:]:
+        raise StoreError(f"{arr.store_path}: array {arr.name} holds {arr.dtype} rows of shape "
+                         f"{arr.chunk_shape[1:]}, expected {out.dtype} {out.shape[2:]}; rebuild it")
+
+
+def _copy_windows(out, chunks, dests, slots, offsets, widths, span):
+    """Copy each window part (widths[i] rows) from chunks[slots[i]] at row offsets[i] (running on
+    into the next slots when span[i] > 1) to row dests[i] of out viewed as (B * L) rows.
+
+    Byte memoryview slices: ~0.15 us a window against ~0.35 us for numpy slice assignment,
+    and no ndarray per chunk."""
+    row_bytes = out.itemsize * int(np.prod(out.shape[2:], dtype=np.int64))
+    if not row_bytes:
+        return
+    view = memoryview(out).cast("B")
+
+    def parts(which):  # (dest byte, slot, source byte, nbytes) lists of the windows `which`
+        return ((dests[which] * row_bytes).tolist(), slots[which].tolist(),
+                (offsets[which] * row_bytes).tolist(), (widths[which] * row_bytes).tolist())
+
+    one = span == 1                           # the usual case: one chunk holds the window
+    for p, slot, q, n in zip(*parts(one)):
+        view[p: p + n] = chunks[slot][q: q + n]
+    if one.all():
+        return
+    for p, slot, q, n in zip(*parts(~one)):
+        while n > 0:                          # consecutive chunks sit in consecutive slots
+            chunk = chunks[slot]
+            take = min(n, len(chunk) - q)
+            view[p: p + take] = chunk[q: q + take]
+            slot, q, p, n = slot + 1, 0, p + take, n - take
 
 
 def _read_small(path, store_path):
