@@ -289,7 +289,8 @@ def log_odds(pwm, background=None, pseudocount: float = 0.01) -> np.ndarray:
     pwm = np.asarray(pwm, dtype=np.float64)
     background = UNIFORM_BACKGROUND if background is None else np.asarray(background, dtype=np.float64)
     smoothed = (pwm + pseudocount * background) / (1.0 + pseudocount)
-    return np.log2(smoothed / background)
+    with np.errstate(divide="ignore"):          # pseudocount 0: a zero probability is -inf
+        return np.log2(smoothed / background)
 
 
 def information_content(pwm, background=None) -> np.ndarray:
