@@ -635,7 +635,7 @@ def main(argv=None):
            "genome_mb": genome_mb, "quick": quick, "reps": 2 if quick else 3,
            "batches": 40 if quick else 150, "build_sizes": (genome_mb / 4, genome_mb) if quick
            else (10, 40), "build_reps": 1 if quick else 3, "train_steps": 10 if quick else 30,
-           "train_reps": 1 if quick else 2, "summary": {}}
+           "train_reps": 1 if quick else 3, "summary": {}}
     rows = []
     steps = [("1", section_loading), ("1", section_batches), ("2", section_build), ("3", section_labels),
              ("4", section_training), ("5", section_predict)]
