@@ -9,8 +9,9 @@ number and the batch's rows of examples (a few kB) cross a pipe. One pool serves
 of a run (training and validation, all epochs), so processes start once.
 
     with BatchWorkers(4, slot_bytes=layout_nbytes(assembler.layout(rows, num_tasks))) as workers:
-        for batch in BatchLoader(..., workers=workers): ...
+        for batch in BatchLoader(..., workers=workers): ...   # or workers.map(...)
 """
+import contextlib
 import math
 import multiprocessing
 from collections import deque
@@ -109,32 +110,41 @@ class BatchWorkers:
             memory.close()
             memory.unlink()
 
-    def batches(self, loader):
-        """Yield the batches of `loader` (a pipeline.BatchLoader) in order."""
-        layout = loader.layout
+    def map(self, store_paths, spec, layout, row_batches):
+        """Yield the batch (a dict of arrays shaped as `layout`, see
+        pipeline.BatchAssembler) of each Examples in the iterable `row_batches`, in order,
+        several ahead; a None item gives None (no worker involved)."""
         if self._pool is None:
             raise ValueError("BatchWorkers is closed")
         if layout_nbytes(layout) > self.slot_bytes:
             raise ValueError(f"a batch needs {layout_nbytes(layout)} bytes; slots hold {self.slot_bytes}")
-        store_paths = [str(store.path) for store in loader.stores]
+        store_paths = [str(path) for path in store_paths]
         views = [slot_views(m.buf, layout) for m in self._memories]
         free = deque(range(len(self._memories)))
-        pending = deque()
-        next_index = 0
+        pending = deque()            # (future or None, slot or None), in order
+        items = iter(row_batches)
 
-        def submit():
-            nonlocal next_index
-            while free and next_index < loader.num_batches:
+        def submit():                # at most one item per slot ahead, markers included
+            while free and len(pending) < len(views):
+                rows_ex = next(items, _END)
+                if rows_ex is _END:
+                    return
+                if rows_ex is None:
+                    pending.append((None, None))
+                    continue
                 slot = free.popleft()
-                pending.append(self._pool.submit(_fill_slot, slot, store_paths, loader.spec, layout,
-                                                 loader.batch_rows(next_index)))
-                next_index += 1
+                pending.append((self._pool.submit(_fill_slot, slot, store_paths, spec, layout,
+                                                  rows_ex), slot))
 
         try:
             submit()
             while pending:
+                future, slot = pending.popleft()
+                if future is None:
+                    yield None
+                    continue
                 try:
-                    slot = pending.popleft().result()
+                    future.result()
                 except BrokenProcessPool:
                     raise FactorNetError("a batch worker process died (out of memory or killed?); "
                                          "rerun, or with fewer --loader-processes") from None
@@ -144,10 +154,20 @@ class BatchWorkers:
                 yield batch
         finally:
             # a consumer that stops early: let the workers finish the slots they are writing,
-            # so a later loader never hands out a slot still being written
-            for future in pending:
+            # so a later map never hands out a slot still being written
+            for future, _slot in pending:
                 try:
-                    future.result()
+                    if future is not None:
+                        future.result()
                 except Exception:
                     pass
 
+
+_END = object()
+
+
+def batch_workers(processes, layout, prefetch=4):
+    """BatchWorkers for batches of `layout` when `processes` > 0, else a context giving None."""
+    if not processes:
+        return contextlib.nullcontext()
+    return BatchWorkers(processes, layout_nbytes(layout), slots=max(prefetch, 2 * processes))

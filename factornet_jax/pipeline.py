@@ -6,6 +6,7 @@ positives and fresh negatives from a Generator seeded by (seed, epoch), so a res
 exactly the data an uninterrupted one would. `BatchLoader` turns examples into fixed-shape
 batches in host threads, several batches ahead of the device.
 """
+import itertools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -228,24 +229,38 @@ class BatchLoader:
 
     def make_batch(self, index):
         """Batch `index` (this process's rows of it), padded to the full batch shape."""
-        return self.assembler.fill(empty_batch(self.layout), self.layout, self.batch_rows(index))
+        return self.fill(self.batch_rows(index))
 
     def __iter__(self):
+        rows = (self.batch_rows(i) for i in range(self.num_batches))
         if self.workers is not None:
-            yield from self.workers.batches(self)
-            return
-        if self.threads < 1:
-            for i in range(self.num_batches):
-                yield self.make_batch(i)
-            return
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="batches") as pool:
-            pending = deque()
-            for i in range(min(self.prefetch, self.num_batches)):
-                pending.append(pool.submit(self.make_batch, i))
-            next_index = len(pending)
-            while pending:
-                batch = pending.popleft().result()
-                if next_index < self.num_batches:
-                    pending.append(pool.submit(self.make_batch, next_index))
-                    next_index += 1
-                yield batch
+            return self.workers.map([str(store.path) for store in self.stores], self.spec,
+                                    self.layout, rows)
+        return ordered_map(self.fill, rows, self.threads, self.prefetch)
+
+    def fill(self, rows_ex):
+        """A new batch holding `rows_ex` (this process's rows of one batch)."""
+        return self.assembler.fill(empty_batch(self.layout), self.layout, rows_ex)
+
+
+_END = object()
+
+
+def ordered_map(fn, items, threads, ahead):
+    """fn(item) for each item, in order; `threads` background threads work up to `ahead` items
+    ahead of the consumer (0 threads: in the caller's thread). A None item gives None."""
+    def call(item):
+        return None if item is None else fn(item)
+
+    if threads < 1:
+        yield from map(call, items)
+        return
+    items = iter(items)
+    with ThreadPoolExecutor(threads, thread_name_prefix="batches") as pool:
+        pending = deque(pool.submit(call, item) for item in itertools.islice(items, max(ahead, 1)))
+        while pending:
+            result = pending.popleft().result()
+            item = next(items, _END)
+            if item is not _END:
+                pending.append(pool.submit(call, item))
+            yield result

@@ -19,12 +19,12 @@ Streaming, bounded memory
     first cheap pass checks every line (columns, coordinates, chromosomes in the store, order
     when a bigWig is asked for) and counts the bins, so a bad line 40 M lines down fails in
     seconds, not after hours of prediction; the second pass scores the blocks. Batches are
-    assembled in host threads several batches ahead of the device and run through the
-    training code's evaluation step (``training.make_steps``: one jit-compiled forward of a
-    fixed batch shape, sharded over every local device on a ("data",) mesh); the last batch of
-    each block is padded. `pipeline.BatchLoader` is not reused because it holds a whole pass
-    of examples in memory and restarts its prefetch per pass; prediction streams an unbounded
-    BED and keeps its prefetch running across blocks.
+    assembled by the training pipeline's `BatchAssembler` (in a host thread, or in worker
+    processes with ``loader_processes``) several batches ahead of the device and run through
+    the training code's evaluation step (``training.make_steps``: one jit-compiled forward of
+    a fixed batch shape, sharded over every local device on a ("data",) mesh); the last batch
+    of each block is padded. The look-ahead streams across blocks: `pipeline.BatchLoader`
+    itself is not used, as it holds a whole pass of examples in memory.
 Output
     A gzipped bedGraph ``chrom start end score`` in the input order (the input coordinates,
     the score with ``%.6g``), written to a temporary file beside the target and renamed into
@@ -45,7 +45,6 @@ import secrets
 import time
 import zlib
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +52,10 @@ import numpy as np
 
 from factornet_jax.bed import unknown_chrom_message
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
-from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone, gencode_flags
+from factornet_jax.batch_processes import batch_workers
+from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
 from factornet_jax.outputs import open_maybe_gzip
+from factornet_jax.pipeline import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
 from factornet_jax.progress import Progress
 
 BLOCK_LINES = 100_000
@@ -328,27 +329,6 @@ class _Task:
     bin_starts: np.ndarray      # (n,) int64, start of the 200-bp bin centred on the interval
 
 
-def _make_batch(store, task, batch_size, seq_len, use_meta, annotations):
-    """One padded batch dict as the evaluation step takes it (keys as pipeline.BatchLoader's).
-
-    codes (B, L) uint8 (4 on padding rows), signal (B, L, S) float32, meta (B, M) and gencode
-    (B, 6) float32 when the model uses them.
-    """
-    n = len(task.rows)
-    window_starts = task.bin_starts + BIN_SIZE // 2 - seq_len // 2
-    codes, signal = store.fetch_batch(task.chroms, window_starts, seq_len, pad=True, as_codes=True)
-    batch = {"codes": np.full((batch_size, seq_len), 4, np.uint8),
-             "signal": np.zeros((batch_size, seq_len, store.num_tracks), np.float32)}
-    batch["codes"][:n], batch["signal"][:n] = codes, signal
-    if use_meta:
-        batch["meta"] = np.zeros((batch_size, len(store.meta_values)), np.float32)
-        batch["meta"][:n] = store.meta_values
-    if annotations is not None:
-        batch["gencode"] = np.zeros((batch_size, 6), np.float32)
-        batch["gencode"][:n] = gencode_flags(annotations, task.chroms, task.bin_starts)
-    return batch
-
-
 def _usable(block, zone, chrom_sizes, seq_len):
     """(N,) bool: interval clear of the exclusion zone and its window inside the chromosome."""
     mids = (block.starts + block.ends) // 2
@@ -410,7 +390,7 @@ class _BigWigWriter:
 # ------------------------------------------------------------------ the run
 
 def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
-                batch_size=None, threads=1, prefetch=4, force=False,
+                batch_size=None, threads=1, prefetch=4, loader_processes=0, force=False,
                 stores_dir="stores", checkpoint="best", compute_dtype="float32", lstm_backend="scan",
                 block_lines=BLOCK_LINES, progress=None) -> PredictSummary:
     """Score every interval of `bed_path` with the model in `model_dir` on `cell_store`.
@@ -427,7 +407,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         device count; lowered to the BED's size for small files); None: 64 per device on
         CPU, 512 per device on GPU/TPU
     threads : host threads assembling batches (one: more contend for the GIL and are slower);
-        prefetch : batches prepared ahead
+        prefetch : batches prepared ahead; loader_processes : assemble batches in this many
+        worker processes instead (batch_processes.py; for accelerators one thread cannot feed)
     force : overwrite existing outputs
     checkpoint : "best" or "final" parameters; compute_dtype : "float32" or "bfloat16"
     lstm_backend : "scan" (any device) or "cudnn" (NVIDIA GPUs; same results, see model.py)
@@ -449,6 +430,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         raise ConfigError(f"--batch {batch_size}: must be at least 1")
     if threads < 1:
         raise ConfigError(f"--threads {threads}: must be at least 1")
+    if loader_processes < 0:
+        raise ConfigError(f"--loader-processes {loader_processes}: must be 0 or more")
     if compute_dtype not in ("float32", "bfloat16"):
         raise ConfigError(f"--dtype {compute_dtype}: must be float32 or bfloat16")
     _check_output(out_path, force, "-o")
@@ -480,8 +463,9 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     eval_step, data_sharding, replicated = _eval_step(cfg, n_devices, compute_dtype, lstm_backend)
     params = jax.device_put(model.params, replicated)
     zone = exclusion_zone(store.genome.blacklist(), store.chrom_sizes, seq_len)
-    annotations = store.genome.annotations() if cfg.use_gencode else None
-    use_meta = bool(cfg.num_meta)
+    spec = BatchSpec(seq_len, bool(cfg.num_meta), cfg.use_gencode)
+    assembler = BatchAssembler([store], spec)
+    layout = assembler.layout(batch_size, 0)
 
     def tasks():
         """Blocks of the BED -> batch tasks; a block with no usable row yields one marker task
@@ -499,11 +483,17 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                 rows = usable[lo: lo + batch_size]
                 yield _Task(owner, rows, block.chroms[rows], mids[rows] - BIN_SIZE // 2)
 
-    def submit(task):
-        if task.rows is None:
-            return task, None
-        return task, pool.submit(_make_batch, store, task, batch_size, seq_len, use_meta,
-                                 annotations)
+    def row_batches():
+        """The rows of each task as pipeline Examples (None for a marker task); the tasks
+        queue up in `scheduled` in the same order."""
+        for task in tasks():
+            scheduled.append(task)
+            if task.rows is None:
+                yield None
+            else:
+                n = len(task.rows)
+                yield Examples(np.zeros(n, np.int32), task.chroms, task.bin_starts,
+                               np.zeros((n, 0), np.uint8))
 
     out_path, tmp = Path(out_path), _tmp_path(out_path)
     bw_tmp = _tmp_path(bigwig) if bigwig is not None else None
@@ -511,6 +501,7 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     if bigwig is not None:
         Path(bigwig).parent.mkdir(parents=True, exist_ok=True)
     open_blocks = deque()
+    scheduled = deque()
     n_windows = 0
     t_scoring = time.perf_counter()
     bw_writer = None
@@ -521,7 +512,7 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                               mtime=0) as gz, \
                 Progress(f"predict {tf_name}", total=scan.n_bins, unit="bins",
                          enabled=progress) as bar, \
-                ThreadPoolExecutor(threads, thread_name_prefix="predict") as pool:
+                batch_workers(loader_processes, layout) as workers:
 
             def flush():
                 while open_blocks and open_blocks[0].remaining == 0:
@@ -537,18 +528,19 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                 task.owner.remaining -= 1
                 bar.update(len(task.rows))
 
-            source = tasks()
-            host = deque(submit(t) for t in itertools.islice(source, max(prefetch, threads)))
+            if workers is not None:
+                batches = workers.map([store.path], spec, layout, row_batches())
+            else:
+                batches = ordered_map(lambda rows: assembler.fill(empty_batch(layout), layout, rows),
+                                      row_batches(), threads, max(prefetch, threads))
             on_device = None    # previous (task, probs): collected after the next dispatch
-            while host:
-                task, future = host.popleft()
-                nxt = next(source, None)
-                if nxt is not None:
-                    host.append(submit(nxt))
-                if future is None:      # a block without usable rows
+            for batch in batches:
+                task = scheduled.popleft()
+                if batch is None:       # a block without usable rows
                     flush()
                     continue
-                probs = eval_step(params, global_batch(future.result(), data_sharding))
+                inputs = {k: v for k, v in batch.items() if k not in ("labels", "weights")}
+                probs = eval_step(params, global_batch(inputs, data_sharding))
                 n_windows += len(task.rows)
                 if on_device is not None:
                     collect(on_device)

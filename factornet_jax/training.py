@@ -15,7 +15,6 @@ Resume order (the checkpoint is written at the end of every epoch, atomically):
      counter and history; 2. the run continues with the next epoch; 3. best.npz / final.npz /
   history.json are always those of the last committed epoch.
 """
-import contextlib
 import json
 import math
 import os
@@ -274,18 +273,6 @@ def validation_metrics(probs, labels, weights):
 
 # ------------------------------------------------------------------ the loop
 
-def batch_workers(config, stores, spec, rows, num_tasks):
-    """The run's batch worker processes (--loader-processes), or nothing when batches are
-    assembled in threads; a context manager either way."""
-    if not config.loader_processes:
-        return contextlib.nullcontext()
-    from factornet_jax.batch_processes import BatchWorkers, layout_nbytes
-    from factornet_jax.pipeline import BatchAssembler
-    layout = BatchAssembler(stores, spec).layout(rows, num_tasks)
-    return BatchWorkers(config.loader_processes, layout_nbytes(layout),
-                        slots=max(config.prefetch, 2 * config.loader_processes))
-
-
 def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
     """Train a FactorNet model as `config` says; writes and returns the model dir's results."""
     import jax
@@ -293,7 +280,8 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
 
     from factornet_jax import modeldir
     from factornet_jax.model import check_lstm_backend, init_params, make_model
-    from factornet_jax.pipeline import BatchLoader, BatchSpec, TrainingData
+    from factornet_jax.batch_processes import batch_workers
+    from factornet_jax.pipeline import BatchAssembler, BatchLoader, BatchSpec, TrainingData
 
     t_start = time.perf_counter()
     if config.recurrent > 0:
@@ -360,7 +348,8 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
     rows = slice(pid * per_proc, (pid + 1) * per_proc)
     spec = BatchSpec(config.seq_len, config.meta, config.gencode)
     loader_args = dict(threads=config.loader_threads, prefetch=config.prefetch, rows=rows)
-    with batch_workers(config, stores, spec, per_proc, len(tasks)) as workers:
+    layout = BatchAssembler(stores, spec).layout(per_proc, len(tasks))
+    with batch_workers(config.loader_processes, layout, config.prefetch) as workers:
         loader_args["workers"] = workers
         history = record["history"]
         # A run resumed after the checkpoint of its early-stopping epoch does not train on.

@@ -99,7 +99,8 @@ def blacklisted_stores(tiny_inputs, tmp_path_factory):
     return {"store": root / "stores" / "CellA.zarr", "annotations": ann}
 
 
-def test_scores_match_loaded_model_in_input_order(tiny_stores, multitask_model, tmp_path):
+@pytest.mark.parametrize("loader", [{"threads": 2}, {"loader_processes": 2}])
+def test_scores_match_loaded_model_in_input_order(tiny_stores, multitask_model, tmp_path, loader):
     from factornet_jax.evaluate import read_predictions
     from factornet_jax.predict import predict_bed
     sizes = {"chr2": 33_333, "chr11": 20_000}
@@ -111,7 +112,7 @@ def test_scores_match_loaded_model_in_input_order(tiny_stores, multitask_model, 
     store = tiny_stores["cell_stores"][1]
     out = tmp_path / "out" / "pred.bedGraph.gz"
     summary = predict_bed(store, multitask_model["dir"], bed, out, tf="TFB", batch_size=BATCH,
-                          threads=2, block_lines=37)
+                          block_lines=37, **loader)
     # the exclusion zone without a blacklist: the first and last seq_len bp of each chromosome
     excluded = np.array([s < SEQ_LEN or e > sizes[c] - SEQ_LEN for c, s, e in rows])
     expect = oracle(store, multitask_model["dir"], rows, 1, excluded)
@@ -126,6 +127,25 @@ def test_scores_match_loaded_model_in_input_order(tiny_stores, multitask_model, 
     assert sorted(parsed) == ["chr11", "chr2"]
     assert len(parsed["chr2"]) + len(parsed["chr11"]) == len(rows)
     assert list(out.parent.iterdir()) == [out]                # no temporary file left behind
+
+
+@pytest.mark.parametrize("loader", [{"threads": 1}, {"loader_processes": 1}])
+def test_blocks_without_usable_rows_are_written_in_order(tiny_stores, multitask_model, tmp_path, loader):
+    """Blocks whose every interval is excluded (no batch at all) between scored blocks."""
+    from factornet_jax.predict import predict_bed
+    rows = (ladder("chr2", 0, 200, step=10, width=10) + ladder("chr2", 2_000, 2_000 + 20 * 50)
+            + [("chr2", 33_200, 33_300)] * 20 + ladder("chr2", 5_000, 5_000 + 20 * 50))
+    bed = write_bed(tmp_path / "bins.bed", rows)
+    store = tiny_stores["cell_stores"][1]
+    out = tmp_path / "pred.bedGraph.gz"
+    summary = predict_bed(store, multitask_model["dir"], bed, out, tf="TFA", batch_size=8,
+                          block_lines=20, **loader)
+    excluded = np.repeat([True, False, True, False], 20)
+    expect = oracle(store, multitask_model["dir"], rows, 0, excluded)
+    got = read_rows(out)
+    assert [r[:3] for r in got] == [tuple(r) for r in rows]
+    np.testing.assert_allclose([r[3] for r in got], expect, rtol=5e-6, atol=1e-7)
+    assert summary.n_windows == 40 and summary.n_excluded == 40
 
 
 def test_blacklist_zero_gencode_flags_and_bigwig(blacklisted_stores, tmp_path):

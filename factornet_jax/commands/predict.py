@@ -28,6 +28,8 @@ def add_arguments(parser):
                    help="windows per compiled call, over all devices (default: 64 per device "
                         "on CPU, 512 per device on GPU/TPU)")
     p.add_argument("--threads", type=int, default=1, help="batch-assembling threads (1)")
+    p.add_argument("--loader-processes", type=int, default=0, metavar="N",
+                   help="assemble batches in N worker processes instead (GPU hosts)")
     p.add_argument("--checkpoint", default="best", choices=["best", "final"],
                    help="which parameters of the model dir to use (best)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
@@ -42,7 +44,8 @@ def main(args):
     from factornet_jax.predict import format_summary, predict_bed
     summary = predict_bed(args.inputdir, args.modeldir, args.bed, args.outputfile,
                           tf=args.factor, bigwig=args.bigwig, batch_size=args.batch,
-                          threads=args.threads, force=args.force, stores_dir=args.stores,
+                          threads=args.threads, loader_processes=args.loader_processes,
+                          force=args.force, stores_dir=args.stores,
                           checkpoint=args.checkpoint, compute_dtype=args.dtype,
                           lstm_backend=args.lstm)
     print(format_summary(summary))
