@@ -107,7 +107,10 @@ class BatchWorkers:
             self._pool = None
         while self._memories:
             memory = self._memories.pop()
-            memory.close()
+            try:
+                memory.close()
+            except BufferError:     # a view of the slot is still alive: unlinking frees the name
+                pass
             memory.unlink()
 
     def map(self, store_paths, spec, layout, row_batches):

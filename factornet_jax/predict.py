@@ -50,9 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
+from factornet_jax.batch_processes import batch_workers
 from factornet_jax.bed import unknown_chrom_message
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
-from factornet_jax.batch_processes import batch_workers
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
 from factornet_jax.outputs import open_maybe_gzip
 from factornet_jax.pipeline import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
@@ -308,8 +308,8 @@ def _eval_step(model_config, n_devices, compute_dtype, lstm_backend="scan"):
     from factornet_jax.training import make_steps
     mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
     # the train step (and so the optimizer) is never used here
-    _, eval_step, data_sharding, replicated = make_steps(make_model(model_config, lstm_backend), None, mesh,
-                                                         compute_dtype)
+    model = make_model(model_config, lstm_backend)
+    _, eval_step, data_sharding, replicated = make_steps(model, None, mesh, compute_dtype)
     return eval_step, data_sharding, replicated
 
 

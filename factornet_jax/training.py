@@ -279,8 +279,8 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
     import optax
 
     from factornet_jax import modeldir
-    from factornet_jax.model import check_lstm_backend, init_params, make_model
     from factornet_jax.batch_processes import batch_workers
+    from factornet_jax.model import check_lstm_backend, init_params, make_model
     from factornet_jax.pipeline import BatchAssembler, BatchLoader, BatchSpec, TrainingData
 
     t_start = time.perf_counter()
