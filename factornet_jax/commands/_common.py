@@ -1,4 +1,5 @@
-"""Flags shared by several commands: -i/-m/-b (store, model, BED), and -o / -oc as FactorNet's
+"""Flags shared by several commands: -i/-m/-b (store, model, BED), how to compute (train and
+predict: --loader-processes, --dtype, --lstm), and -o / -oc as FactorNet's
 commands take them: `-o DIR` (refuse an existing one), `-oc DIR` (overwrite), and also
 `-o DIR -oc` (flag form)."""
 from factornet_jax.errors import ConfigError
@@ -31,3 +32,15 @@ def add_store_model_bed_arguments(parser, bed_help):
     parser.add_argument("-m", "--modeldir", required=True, metavar="MODEL_DIR",
                         help="model directory from `factornet train run` or `factornet import-keras`")
     parser.add_argument("-b", "--bed", required=True, metavar="BED", help=bed_help)
+
+
+def add_compute_arguments(parser):
+    """--loader-processes, --dtype, --lstm (train run, predict)."""
+    parser.add_argument("--loader-processes", type=int, default=0, metavar="N",
+                        help="assemble batches in N worker processes instead of threads (GPU "
+                             "hosts whose step outruns one loader thread)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="compute precision: float32, or bfloat16 (mixed precision)")
+    parser.add_argument("--lstm", default="scan", choices=["scan", "cudnn"],
+                        help="BiLSTM implementation: scan (any device) or cudnn (NVIDIA GPUs, "
+                             "same weights)")

@@ -8,7 +8,7 @@ several TFs (one TF per output file, as FactorNet wrote them). An existing outpu
 unless -oc/--force is given. Scores: see factornet_jax.predict.
 """
 
-from factornet_jax.commands._common import add_store_model_bed_arguments
+from factornet_jax.commands._common import add_compute_arguments, add_store_model_bed_arguments
 
 
 def add_arguments(parser):
@@ -28,14 +28,9 @@ def add_arguments(parser):
                    help="windows per compiled call, over all devices (default: 64 per device "
                         "on CPU, 512 per device on GPU/TPU)")
     p.add_argument("--threads", type=int, default=1, help="batch-assembling threads (1)")
-    p.add_argument("--loader-processes", type=int, default=0, metavar="N",
-                   help="assemble batches in N worker processes instead (GPU hosts)")
     p.add_argument("--checkpoint", default="best", choices=["best", "final"],
                    help="which parameters of the model dir to use (best)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="compute precision (float32)")
-    p.add_argument("--lstm", default="scan", choices=["scan", "cudnn"],
-                   help="BiLSTM implementation: scan (any device) or cudnn (NVIDIA GPUs)")
+    add_compute_arguments(p)
     p.add_argument("--stores", default="stores", metavar="DIR",
                    help="where the store of a cell folder given to -i was built")
 

@@ -1,4 +1,5 @@
 """`factornet train run` (= `python -m train run`): FactorNet's training flags."""
+from factornet_jax.commands._common import add_compute_arguments
 
 
 def add_arguments(parser):
@@ -34,14 +35,8 @@ def add_arguments(parser):
     p.add_argument("--batch-size", type=int, default=100, help="global batch size (100)")
     p.add_argument("--loader-threads", type=int, default=1,
                    help="background threads assembling batches (1; 0: none)")
-    p.add_argument("--loader-processes", type=int, default=0, metavar="N",
-                   help="assemble batches in N worker processes instead of threads (GPU hosts "
-                        "whose step outruns one loader thread)")
     p.add_argument("--max-steps", type=int, default=0, help="cap steps per epoch (0: full epochs)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
-                   help="compute precision (bfloat16: mixed precision)")
-    p.add_argument("--lstm", default="scan", choices=["scan", "cudnn"],
-                   help="BiLSTM implementation: scan (any device) or cudnn (NVIDIA GPUs, same weights)")
+    add_compute_arguments(p)
     p.add_argument("--stores", default="stores", metavar="DIR",
                    help="where stores of cell folders given to -i were built")
     p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
