@@ -101,13 +101,16 @@ def test_missing_and_corrupted_chunks_are_errors(tiny_stores, tmp_path):
     shutil.copytree(tiny_stores["dir"], stores)
     chunk = stores / "CellA.zarr" / "signal" / "chr2" / "c" / "3" / "0"
     flip_byte(chunk, chunk.stat().st_size // 2)
-    cs = open_cell_store(stores / "CellA.zarr")
-    with pytest.raises(StoreError, match="chunk 3 of signal/chr2 is corrupted"):
-        cs.fetch("chr2", 3 * 4096, 3 * 4096 + 100)
+    assert_fetch_fails(stores / "CellA.zarr", "chr2", 3 * 4096, 100, "chunk 3 of signal/chr2 is corrupted")
     (stores / "genome.zarr" / "sequence" / "chr2" / "c" / "1").unlink()
-    cs = open_cell_store(stores / "CellA.zarr")
-    with pytest.raises(StoreError, match="chunk 1 of sequence/chr2 is missing"):
-        cs.fetch("chr2", 4096, 4196)
+    assert_fetch_fails(stores / "CellA.zarr", "chr2", 4096, 100, "chunk 1 of sequence/chr2 is missing")
+
+
+def assert_fetch_fails(store_path, chrom, start, length, match):
+    """A freshly opened store raises StoreError(match) for the window chrom:start+length."""
+    cs = open_cell_store(store_path)
+    with pytest.raises(StoreError, match=match):
+        cs.fetch(chrom, start, start + length)
 
 
 def test_incomplete_store_is_never_opened(tiny_stores, tmp_path):
@@ -165,14 +168,8 @@ def test_sharded_damage_is_an_error(sharded_stores, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(sharded_stores, copy)
     flip_byte(copy / "CellA.zarr" / "signal" / "chr1" / "c" / "1" / "0", 40)   # in an inner chunk
-    cs = open_cell_store(copy / "CellA.zarr")
-    with pytest.raises(StoreError, match="of signal/chr1 is corrupted"):
-        cs.fetch("chr1", 16 * 512, 16 * 512 + 600)
+    assert_fetch_fails(copy / "CellA.zarr", "chr1", 16 * 512, 600, "of signal/chr1 is corrupted")
     flip_byte(copy / "CellA.zarr" / "signal" / "chr1" / "c" / "2" / "0", -10)  # in the shard index
-    cs = open_cell_store(copy / "CellA.zarr")
-    with pytest.raises(StoreError, match="signal/chr1"):
-        cs.fetch("chr1", 32 * 512, 32 * 512 + 600)
+    assert_fetch_fails(copy / "CellA.zarr", "chr1", 32 * 512, 600, "signal/chr1")
     (copy / "genome.zarr" / "sequence" / "chr1" / "c" / "3").unlink()
-    cs = open_cell_store(copy / "CellA.zarr")
-    with pytest.raises(StoreError, match="of sequence/chr1 is missing"):
-        cs.fetch("chr1", 48 * 512, 48 * 512 + 600)
+    assert_fetch_fails(copy / "CellA.zarr", "chr1", 48 * 512, 600, "of sequence/chr1 is missing")
