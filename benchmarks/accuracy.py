@@ -162,7 +162,7 @@ def predict_ladder(store, model_dirs, ladder, work, args, log):
             log(f"predict {tf}: reusing {path}")
             continue
         summary = predict_bed(str(store), str(model_dir), str(ladder), str(path), tf=tf,
-                              force=True, compute_dtype=args.dtype, progress=False)
+                              overwrite=True, compute_dtype=args.dtype, progress=False)
         stamp.write_text(model_stamp)
         log(format_summary(summary))
     return out

@@ -78,10 +78,10 @@ def multitask(args, sizes, chroms, timer):
     rng = np.random.default_rng(args.seed)
     negatives = timer(
         "multi-task: one epoch of negatives (ours)",
-        lambda: sample_negative_bins(rng, len(bins), multitask_negative_exclusion(bins, zone),
+        lambda: sample_negative_bins(rng, len(bins), multitask_negative_exclusion(peaks, zone, sizes),
                                      chroms, sizes, num_tasks=len(tfs)),
         lambda b: f"{len(b):,} bins")
-    assert not multitask_negative_exclusion(bins, zone).overlaps(
+    assert not multitask_negative_exclusion(peaks, zone, sizes).overlaps(
         negatives.chroms, negatives.starts, negatives.starts + 200).any()
     return files, tfs, peaks, zone, bins
 

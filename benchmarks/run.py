@@ -477,7 +477,7 @@ def section_training(ctx, rows):
 
 def worker_predict(p):
     from factornet_jax.predict import predict_bed
-    summary = predict_bed(p["store"], p["model"], p["bed"], p["out"], tf=p["tf"], force=True,
+    summary = predict_bed(p["store"], p["model"], p["bed"], p["out"], tf=p["tf"], overwrite=True,
                           progress=False)
     return {"wps": summary.windows_per_second, "n": summary.n_windows, "rss_mb": vm_hwm_mb(),
             "seconds": summary.seconds}

@@ -6,7 +6,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from factornet_jax.inputs import check_consistent, read_cell_inputs
+from factornet_jax.outputs import STORE, check_output
 from factornet_jax.progress import Progress
+from factornet_jax.reference_files import genome_shortcut
 from factornet_jax.stores import (DEFAULT_CHUNK_BASES, build_cell_store, build_genome_store,
                                   set_genome_intervals)
 
@@ -18,8 +20,8 @@ class BuildRequest:
     genome: str                 # FASTA path (.fai beside it, built if absent)
     stores_dir: str = "stores"  # where stores go: <fasta stem>.zarr, <folder name>.zarr
     chroms: tuple = ()          # restrict to these chromosomes (default: all in the FASTA)
-    blacklist: str | None = None        # BED of regions never sampled or scored
-    annotations: str | None = None      # folder of the six GENCODE-model BEDs
+    blacklist: str | None = None        # BED of regions never sampled or scored ("hg19": packaged)
+    annotations: str | None = None      # folder of the six GENCODE-model BEDs ("hg19": packaged)
     chunk_bases: int = DEFAULT_CHUNK_BASES  # bases per stored chunk
     jobs: int = 1               # cell stores built in parallel processes
     force: bool = False         # rebuild stores that exist
@@ -80,8 +82,16 @@ def build_stores(request):
         from factornet_jax.errors import FactorNetError
         raise FactorNetError(f"-i: two cell folders share a name ({names}); stores are named "
                              "after folders, so rename one")
-    os.makedirs(request.stores_dir, exist_ok=True)
     genome_path = genome_store_path(request)
+    outs = [os.path.join(request.stores_dir, c.name + ".zarr") for c in cells]
+    blacklist = genome_shortcut(request.blacklist, "blacklist")
+    annotations = genome_shortcut(request.annotations, "annotations")
+    inputs = [request.genome, *request.cell_dirs, blacklist, annotations]
+    for path, flag in [(genome_path, "--genome-store" if request.genome_store else "--stores"),
+                       *((out, "--stores") for out in outs)]:
+        for candidate in (path, path + ".partial"):   # only stores of ours are (re)built
+            check_output(candidate, True, STORE, inputs, flag=flag)
+    os.makedirs(request.stores_dir, exist_ok=True)
     from factornet_jax.fasta import read_fai
     sizes = {r.name: r.length for r in read_fai(request.genome)}
     step = _progress_for("genome", sizes)
@@ -89,8 +99,7 @@ def build_stores(request):
                                     chunk_bases=request.chunk_bases, force=request.force,
                                     progress=step)]
     step.close()
-    set_genome_intervals(genome_path, request.blacklist, request.annotations)
-    outs = [os.path.join(request.stores_dir, c.name + ".zarr") for c in cells]
+    set_genome_intervals(genome_path, blacklist, annotations)
     if request.jobs > 1 and len(cells) > 1:
         # spawn, not fork: forking a process that has loaded JAX's threads can deadlock
         context = multiprocessing.get_context("spawn")

@@ -14,7 +14,8 @@ class TrainConfig:
     valid_chroms: tuple = ("chr11",)   # -v: validation chromosomes, never trained on
     test_chroms: tuple = ("chr1", "chr8", "chr21")  # -t: held-out chromosomes, never used
     epochs: int = 100                  # -e: maximum number of epochs
-    patience: int = 20                 # -ep: stop after this many epochs without a better valid loss
+    patience: int = 20                 # -ep: stop after patience + 1 epochs without a lower valid
+                                       #   loss (Keras 1 EarlyStopping)
     learning_rate: float = 0.001       # -lr: Adam learning rate
     negatives: int = 1                 # -n: fresh negatives per positive per epoch (onePeak modes)
     seq_len: int = 1000                # -L: window length the model sees, centred on the 200-bp bin
@@ -23,6 +24,14 @@ class TrainConfig:
     recurrent: int = 32                # -r: BiLSTM units each way; 0 none; < 0 global max-pool
     dense: int = 128                   # -d: dense layer units
     dropout: float = 0.5               # -p: dropout rate after the BiLSTM and before the output
+    lstm_dropout: float = 0.1          # --lstm-dropout: BiLSTM input and recurrent dropout (Keras 1
+                                       #   dropout_W = dropout_U = 0.1 in FactorNet)
+    lstm_cell: str = "standard"        # --lstm-cell: "standard" (sigmoid gates, cuDNN-able) or
+                                       #   "keras1" (FactorNet's hard_sigmoid gates)
+    signal_transform: str = "none"     # --signal-transform: "none" (FactorNet) or "log1p", applied
+                                       #   inside the model, so prediction does the same
+    shift: int = 20                    # --shift: multi-task windows move by [-shift, +shift] bp each
+                                       #   time they are read, training and validation (FactorNet 20)
     seed: int = 420                    # -s: drives sampling, initialisation and dropout
     factor: str | None = None          # -f: the TF of a single-task (onePeak) model; None = multiTask
     meta: bool = False                 # -m: add the cell line's meta features
@@ -41,7 +50,7 @@ class TrainConfig:
     def __post_init__(self):
         checks = [
             (self.epochs >= 1, "-e/--epochs must be at least 1"),
-            (self.patience >= 1, "-ep/--patience must be at least 1"),
+            (self.patience >= 0, "-ep/--patience must be 0 or more"),
             (self.learning_rate > 0, "-lr/--learningrate must be positive"),
             (self.negatives >= 1, "-n/--negatives must be at least 1"),
             (self.seq_len >= 1, "-L/--seqlen must be positive"),
@@ -51,6 +60,10 @@ class TrainConfig:
             (self.kernels >= 1, "-k/--kernels must be at least 1"),
             (self.dense >= 1, "-d/--dense must be at least 1"),
             (0.0 <= self.dropout < 1.0, "-p/--dropout must be in [0, 1)"),
+            (0.0 <= self.lstm_dropout < 1.0, "--lstm-dropout must be in [0, 1)"),
+            (self.shift >= 0, "--shift must be 0 or more"),
+            (self.lstm_cell in ("standard", "keras1"), "--lstm-cell must be standard or keras1"),
+            (self.signal_transform in ("none", "log1p"), "--signal-transform must be none or log1p"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.loader_threads >= 0, "--loader-threads must be 0 or more"),
             (self.loader_processes >= 0, "--loader-processes must be 0 or more"),
@@ -81,7 +94,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data):
+        """The config of a to_dict() dict (as saved in config.json["train"], which also holds
+        the derived "model_type"); a setting we do not know (a newer format) is an error naming
+        it, as in ModelConfig.from_dict."""
         fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields - {"model_type"})
+        if unknown:
+            raise ConfigError(f"unknown train config field(s): {', '.join(unknown)} (written by a "
+                              "newer factornet-jax?)")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in fields})
 
     def run_identity(self):

@@ -26,65 +26,77 @@ class DemoConfig:
     max_steps_per_epoch: int = 0  # 0: full epochs
 
 
-def run_demo(config: DemoConfig, overwrite=False, log=print):
-    """Run every stage; returns a dict of output paths and the evaluation report."""
+def run_demo(config: DemoConfig, overwrite=False, log=print, progress=None):
+    """Run every stage; returns a dict of output paths and the evaluation report.
+
+    `log` gets the results (the metrics table, where the outputs are), `progress` the stage
+    lines and warnings (default: stderr). The demo folder `config.out` is built whole in a
+    hidden folder beside it and swapped into place at the end (outputs.write_dir_atomically):
+    with `overwrite` (-oc) an earlier demo folder stays complete until the new one is. (Paths
+    recorded inside, e.g. the model's store paths, name that hidden folder.)
+    """
     from factornet_jax.build import BuildRequest, build_stores, format_summary
     from factornet_jax.config import TrainConfig
     from factornet_jax.evaluate import evaluate, format_table
+    from factornet_jax.outputs import DEMO, write_dir_atomically
     from factornet_jax.predict import predict_bed
+    from factornet_jax.progress import log_progress
     from factornet_jax.simulate import SimulationConfig, simulate
     from factornet_jax.training import train_and_evaluate
 
+    progress = progress or log_progress
     t0 = time.perf_counter()
     out = Path(config.out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        from factornet_jax.errors import FactorNetError
-        raise FactorNetError(f"--out {out}: exists; pass --overwrite or choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
+    names = {"model_dir": Path("models") / config.tf, "report_dir": Path("report")}
+    found = {}
 
-    log(f"[1/5] simulate: {config.genome_mb:g} Mb genome, 3 cell lines -> {out / 'sim'}")
-    sim = simulate(out / "sim", SimulationConfig(seed=config.seed, genome_mb=config.genome_mb),
-                   overwrite=True)
-    cells = list(sim.cells)
-    train_cells, held_out = cells[:2], cells[2]
+    def run_stages(root):
+        progress(f"[1/5] simulate: {config.genome_mb:g} Mb genome, 3 cell lines -> {out / 'sim'}")
+        sim = simulate(root / "sim", SimulationConfig(seed=config.seed, genome_mb=config.genome_mb))
+        cells = list(sim.cells)
+        train_cells, held_out = cells[:2], cells[2]
 
-    log("[2/5] preprocess build")
-    request = BuildRequest(cell_dirs=tuple(str(sim.cells[c].folder) for c in cells),
-                           genome=str(sim.fasta), stores_dir=str(out / "stores"),
-                           blacklist=str(sim.blacklist), annotations=str(sim.annotations["cpg"].parent),
-                           force=True)
-    summaries, seconds = build_stores(request)
-    log("      " + format_summary(summaries, seconds))
-    store = {c: str(out / "stores" / f"{c}.zarr") for c in cells}
+        progress("[2/5] preprocess build")
+        request = BuildRequest(cell_dirs=tuple(str(sim.cells[c].folder) for c in cells),
+                               genome=str(sim.fasta), stores_dir=str(root / "stores"),
+                               blacklist=str(sim.blacklist),
+                               annotations=str(sim.annotations["cpg"].parent))
+        summaries, seconds = build_stores(request)
+        progress("      " + format_summary(summaries, seconds))
+        store = {c: str(root / "stores" / f"{c}.zarr") for c in cells}
 
-    log(f"[3/5] train run: onePeak {config.tf} on {', '.join(train_cells)} (validation chr11)")
-    model_dir = out / "models" / config.tf
-    train_config = TrainConfig(
-        inputs=tuple(store[c] for c in train_cells), output=str(model_dir), factor=config.tf,
-        epochs=config.epochs, patience=5, seq_len=config.seq_len, kernels=config.kernels,
-        recurrent=config.recurrent, dense=config.dense, batch_size=config.batch_size,
-        negatives=config.negatives, motif=config.motif, motif_db=str(sim.motifs),
-        seed=config.seed, max_steps_per_epoch=config.max_steps_per_epoch)
-    result = train_and_evaluate(train_config, overwrite=True, log=lambda m, **k: log("      " + m))
+        progress(f"[3/5] train run: onePeak {config.tf} on {', '.join(train_cells)} (validation chr11)")
+        train_config = TrainConfig(
+            inputs=tuple(store[c] for c in train_cells), output=str(root / names["model_dir"]),
+            factor=config.tf, epochs=config.epochs, patience=5, seq_len=config.seq_len,
+            kernels=config.kernels, recurrent=config.recurrent, dense=config.dense,
+            batch_size=config.batch_size, negatives=config.negatives, motif=config.motif,
+            motif_db=str(sim.motifs), seed=config.seed,
+            max_steps_per_epoch=config.max_steps_per_epoch)
+        found["train"] = train_and_evaluate(train_config,
+                                            log=lambda m, **k: progress("      " + m))
 
-    log(f"[4/5] predict: {held_out}, test chromosomes (ladder {sim.ladder.name})")
-    prediction = out / "predictions" / f"{held_out}.{config.tf}.bedGraph.gz"
-    prediction.parent.mkdir(parents=True, exist_ok=True)
-    summary = predict_bed(store[held_out], str(model_dir), str(sim.ladder), str(prediction),
-                          tf=config.tf, force=True)
-    log(f"      {summary.n_windows} windows, {summary.windows_per_second:,.0f} windows/s")
+        progress(f"[4/5] predict: {held_out}, test chromosomes (ladder {sim.ladder.name})")
+        names["prediction"] = Path("predictions") / f"{held_out}.{config.tf}.bedGraph.gz"
+        summary = predict_bed(store[held_out], str(root / names["model_dir"]), str(sim.ladder),
+                              str(root / names["prediction"]), tf=config.tf)
+        progress(f"      {summary.n_windows} windows, {summary.windows_per_second:,.0f} windows/s")
 
-    log(f"[5/5] evaluate against {held_out}'s {config.tf} peaks")
-    report_dir = out / "report"
-    cell_files = sim.cells[held_out]
-    report = evaluate([str(prediction)], str(cell_files.conservative[config.tf]), str(report_dir),
-                      relaxed_path=str(cell_files.relaxed[config.tf]), overwrite=True)
-    log(format_table(report))
-    log(f"outputs: simulated data {out / 'sim'}; stores {out / 'stores'}; model {model_dir}; "
-        f"predictions {prediction}; report {report_dir} (metrics.json, pr_curve.png, roc_curve.png)")
-    log(f"demo finished in {time.perf_counter() - t0:.0f} s (best epoch {result.best_epoch})")
+        progress(f"[5/5] evaluate against {held_out}'s {config.tf} peaks")
+        cell_files = sim.cells[held_out]
+        found["report"] = evaluate([str(root / names["prediction"])],
+                                   str(cell_files.conservative[config.tf]),
+                                   str(root / names["report_dir"]),
+                                   relaxed_path=str(cell_files.relaxed[config.tf]))
+
+    write_dir_atomically(out, overwrite, run_stages, DEMO)
+    paths = {key: out / name for key, name in names.items()}
+    log(format_table(found["report"]))
+    log(f"outputs: simulated data {out / 'sim'}; stores {out / 'stores'}; model "
+        f"{paths['model_dir']}; predictions {paths['prediction']}; report {paths['report_dir']} "
+        "(metrics.json, pr_curve.png, roc_curve.png)")
+    log(f"demo finished in {time.perf_counter() - t0:.0f} s (best epoch {found['train'].best_epoch})")
     log("note: a short schedule on a small genome; FactorNet learns the DNase signal first and the "
         "motif later, so longer runs score higher (docs/ACCURACY.md: 20 Mb, up to 20 epochs, auPRC "
         "0.77 CTCF / 0.72 GABPA against 0.44 / 0.49 for a DNase+PWM logistic regression)")
-    return {"model_dir": str(model_dir), "prediction": str(prediction),
-            "report_dir": str(report_dir), "report": report}
+    return {**{key: str(path) for key, path in paths.items()}, "report": found["report"]}

@@ -21,3 +21,8 @@ class StoreError(FactorNetError):
 
 class ConfigError(FactorNetError):
     """A bad flag or option value; the message names the flag."""
+
+
+class OutputError(ConfigError):
+    """An -o / -oc path that may not be written or replaced; the message names it and what to
+    do. Nothing was changed when it is raised."""

@@ -10,8 +10,10 @@ gzipped or plain, e.g. what ``factornet predict`` writes on the DREAM ladder (20
 at 50 bp steps). Prediction chromosomes without any peak are all unbound.
 
 The report folder holds ``metrics.json``, ``metrics.tsv`` (the printed table),
-``pr_curve.png`` and ``roc_curve.png``; it is written into a temporary folder beside the
-target and renamed into place last, so a half-written report never looks complete.
+``pr_curve.png``, ``roc_curve.png`` and our marker ``.factornet-output.json`` (what lets a
+later ``-oc`` replace it); it is written into a hidden folder beside the target and swapped
+into place last (``outputs.write_dir_atomically``), so a half-written report never looks
+complete and an earlier one stays whole until the new one is.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from factornet_jax import metrics
 from factornet_jax.bed import read_bed
 from factornet_jax.errors import ConfigError, InputFileError
 from factornet_jax.intervals import IntervalSet
-from factornet_jax.outputs import check_out_dir, open_maybe_gzip, write_dir_atomically
+from factornet_jax.outputs import REPORT, check_output, open_maybe_gzip, write_dir_atomically
 from factornet_jax.progress import Progress
 
 REPORT_FORMAT = "factornet-jax/evaluation"
@@ -454,7 +456,8 @@ def evaluate(prediction_paths, peaks_path, report_dir, relaxed_path=None, chroms
     -------
     report : dict, the metrics.json content (NaN where undefined)
     """
-    check_out_dir(report_dir, overwrite, "report folder")  # fail before the long part
+    inputs = (*prediction_paths, peaks_path, relaxed_path)
+    check_output(report_dir, overwrite, REPORT, inputs)   # fail before the long part
     scored = score_predictions(prediction_paths, peaks_path, relaxed_path, chroms)
     report = build_report(scored, peaks_path, relaxed_path, chroms)
     if not plots:
@@ -468,5 +471,5 @@ def evaluate(prediction_paths, peaks_path, report_dir, relaxed_path=None, chroms
         if plots:
             draw_curves(scored, report, folder)
 
-    write_dir_atomically(report_dir, overwrite, write_contents, "report folder")
+    write_dir_atomically(report_dir, overwrite, write_contents, REPORT, inputs)
     return report

@@ -21,8 +21,6 @@ import io
 import json
 import math
 import pickle
-import shutil
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +140,11 @@ def parse_model_json(path) -> KerasArchitecture:
             if not seen_pool:
                 raise _layer_error(path, layer, "BiLSTM must follow max-pooling")
             fields["recurrent"] = int(inner_cfg["output_dim"])
+            dropout_w, dropout_u = float(inner_cfg.get("dropout_W", 0)), float(inner_cfg.get("dropout_U", 0))
+            if dropout_w != dropout_u:
+                raise _layer_error(path, layer, f"LSTM dropout_W {dropout_w} and dropout_U {dropout_u} "
+                                                "differ; one rate for both is supported")
+            fields["lstm_dropout"] = dropout_w
             layer_map["bilstm"] = layer["name"]
         elif kind == "Dropout":
             if "conv" in layer_map and (seen_pool or seen_flatten) and not dense_layers:
@@ -426,17 +429,18 @@ def build_model_config(keras_dir):
 def import_keras_model(keras_dir, out_dir, overwrite=False) -> ImportResult:
     """Convert a released Keras 1 FactorNet model dir into a factornet-jax model dir.
 
-    The output is written to a temporary sibling directory and renamed into place, so an
-    interrupted import never leaves a complete-looking directory.
+    The output is written to a hidden sibling directory and swapped into place
+    (outputs.write_dir_atomically), so an interrupted import never leaves a complete-looking
+    directory, and with `overwrite` (-oc) an earlier model dir stays whole until the new one is.
     """
     from factornet_jax import modeldir
     from factornet_jax.model import abstract_params
+    from factornet_jax.outputs import KERAS_IMPORT, check_output, write_dir_atomically
 
     keras_dir, out_dir = Path(keras_dir), Path(out_dir)
     if not keras_dir.is_dir():
         raise FactorNetError(f"{keras_dir}: Keras model directory not found")
-    if out_dir.exists() and not overwrite:
-        raise FactorNetError(f"{out_dir}: output directory exists; use -oc to overwrite it")
+    check_output(out_dir, overwrite, KERAS_IMPORT, [keras_dir])    # fail before the work
     model_config, arch, tfs, track_names, meta_names, features = build_model_config(keras_dir)
     expected_shapes = modeldir.flatten_params_shapes(abstract_params(model_config))
 
@@ -455,10 +459,7 @@ def import_keras_model(keras_dir, out_dir, overwrite=False) -> ImportResult:
         if reason:
             warnings.append(reason)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = _fresh_sibling(out_dir, "partial")
-    staging.mkdir()
-    try:
+    def write_contents(staging):
         config = modeldir.make_config(model_config, tfs, track_names, meta_names, features, source="keras")
         config["keras"] = {"source_dir": str(keras_dir.resolve()), "keras_version": arch.keras_version,
                            "layers": arch.layer_map,
@@ -469,27 +470,6 @@ def import_keras_model(keras_dir, out_dir, overwrite=False) -> ImportResult:
         if records is not None:
             modeldir.write_history(staging, records)
         modeldir.write_factornet_files(staging, tfs, track_names, meta_names, features)
-        _replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_dir_atomically(out_dir, overwrite, write_contents, KERAS_IMPORT, [keras_dir])
     return ImportResult(out_dir, model_config, tuple(checkpoints), len(records or []), tuple(warnings))
-
-
-def _replace_dir(staging: Path, out_dir: Path):
-    """Move a finished staging dir to out_dir, replacing an existing one (-oc)."""
-    old = None
-    if out_dir.exists():
-        old = _fresh_sibling(out_dir, "old")
-        out_dir.rename(old)
-    staging.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _fresh_sibling(path: Path, tag: str) -> Path:
-    """An unused hidden name next to `path` (made by the caller, so the umask applies)."""
-    while True:
-        candidate = path.parent / f".{path.name}.{tag}-{secrets.token_hex(4)}"
-        if not candidate.exists():
-            return candidate

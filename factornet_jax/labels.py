@@ -1,4 +1,7 @@
-"""Bins, labels, negative sampling, jitter and GENCODE flags (FactorNet semantics).
+"""Bins, labels, negative sampling, jitter, shifts and GENCODE flags (FactorNet semantics).
+
+Every rule here is FactorNet's (``utils.py`` of the original release); docs/FIDELITY.md lists
+each one with the line of FactorNet it follows, and the few places where we differ.
 
 Bins are ``BIN_SIZE`` (200) bp on a genome-wide grid of ``STRIDE`` (50) bp steps (bin starts
 are multiples of the stride from each chromosome's start); the model sees ``seq_len`` bp
@@ -7,15 +10,18 @@ centred on a bin (``window_starts``).
 Multi-task (one cell line, all its TFs)
     ``multitask_bins``: every grid bin covered by the union of all TFs' conservative peaks
     on more than half its length (> 100 bp) and not touching the exclusion zone; label t is
-    1 when TF t's peaks cover > 100 bp of it. Negatives each epoch: ``sample_negative_bins``
-    outside ``multitask_negative_exclusion`` (exclusion zone + positive bins), so bins with
-    only a partial peak overlap ("ambiguous") can be drawn as negatives.
+    1 when TF t's peaks cover > 100 bp of it. Negatives: ``sample_negative_bins`` outside
+    ``multitask_negative_exclusion`` (all TFs' merged peaks widened by 200 bp, and the
+    exclusion zone), as FactorNet's ``merged_chip_slop_bed.cat(blacklist)``. Every multi-task
+    window, positive or negative, moves by ``shift_bins`` (a uniform integer in
+    [-MULTITASK_SHIFT, +MULTITASK_SHIFT]) each time it is read.
 Single-task (one TF, several cell lines)
     ``singletask_positives`` keeps conservative peaks clear of the exclusion zone;
-    ``jitter_positive_bins`` places a 200 bp bin inside each peak, fresh each epoch;
-    negatives come from ``sample_negative_bins`` outside ``singletask_negative_exclusion``
-    (relaxed peaks + 200 bp, and the exclusion zone), so relaxed-only bins are never
-    negatives.
+    ``jitter_positive_bins`` centres a 200-bp bin on each peak's midpoint and moves it by a
+    uniform integer in [-s, +s], s = peak_end - bin_start - JITTER_MIN_OVERLAP, fresh each
+    epoch; negatives come from ``sample_negative_bins`` outside
+    ``singletask_negative_exclusion`` (relaxed peaks + 200 bp, and the exclusion zone), so
+    relaxed-only bins are never negatives.
 
 Coverage is measured on merged peaks: a bin covered by two peaks of one TF, neither
 covering > 100 bp alone but together more, is positive. (FactorNet's
@@ -35,6 +41,9 @@ from .intervals import IntervalSet, compact_names, covered_bases, merge_interval
 
 BIN_SIZE = 200
 STRIDE = 50
+MULTITASK_SHIFT = 20        # FactorNet utils.shift_size: multi-task windows move by [-20, +20] bp
+JITTER_MIN_OVERLAP = 76     # FactorNet: shift_size = peak_stop - start - 75 - 1
+NEGATIVE_MARGIN = BIN_SIZE  # FactorNet: peaks widened by genome_window_size before exclusion
 GENCODE_FEATURES = ("cpg", "cds", "intron", "promoter", "utr5", "utr3")
 
 _NONE = np.zeros(0, np.int64)
@@ -194,21 +203,27 @@ def multitask_bins(
 
 
 def multitask_negative_exclusion(
-    positive_bins: BinSet, zone: IntervalSet, bin_size: int = BIN_SIZE
+    conservative: Sequence[IntervalSet],
+    zone: IntervalSet,
+    chrom_sizes: Mapping[str, int],
+    margin: int = NEGATIVE_MARGIN,
 ) -> IntervalSet:
-    """Where multi-task negatives must not fall: the exclusion zone and every positive bin.
-
-    Bins that overlap peaks by half a bin or less stay available ("ambiguous counts as
-    negative").
-    """
-    return zone.union(positive_bins.intervals(bin_size))
+    """Where multi-task negatives must not fall: every TF's conservative peaks, merged and
+    widened by ``margin`` (200 bp) on both sides, and the exclusion zone (FactorNet's
+    ``merged_chip_bed.slop(b=200).cat(blacklist)``). Peaks on chromosomes absent from
+    ``chrom_sizes`` are ignored."""
+    chroms = list(chrom_sizes)
+    merged = IntervalSet.empty() if not conservative else conservative[0]
+    for peaks in conservative[1:]:
+        merged = merged.union(peaks)
+    return zone.union(merged.select(chroms).slop(margin, chrom_sizes))
 
 
 def singletask_negative_exclusion(
     relaxed: IntervalSet,
     blacklist_zone: IntervalSet,
     chrom_sizes: Mapping[str, int],
-    margin: int = BIN_SIZE,
+    margin: int = NEGATIVE_MARGIN,
 ) -> IntervalSet:
     """Where single-task negatives must not fall: relaxed peaks widened by ``margin``
     (200 bp) on both sides, and the exclusion zone. Pass the conservative peaks when a
@@ -229,7 +244,7 @@ def sample_negative_bins(
     """``n`` random bins (any start, not on the grid) on ``chroms`` sharing no base with
     ``excluded``, labels all zero (n, num_tasks).
 
-    ``excluded``: multi-task -> ``multitask_negative_exclusion`` (zone + positive bins);
+    ``excluded``: multi-task -> ``multitask_negative_exclusion`` (zone + merged peaks slopped 200 bp);
     single-task -> ``singletask_negative_exclusion`` (zone + relaxed peaks slopped 200 bp).
     Draws are uniform over all allowed bin positions (``intervals.sample_outside``).
     """
@@ -241,12 +256,11 @@ def singletask_positives(
     peaks: np.ndarray,
     chroms: Sequence[str],
     exclude: IntervalSet,
-    bin_size: int = BIN_SIZE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Conservative peaks usable as single-task positives.
 
-    Keeps peaks on ``chroms`` whose span, widened to at least the bin centred on the
-    midpoint, shares no base with ``exclude``; so every jittered bin is clear of it.
+    Keeps peaks on ``chroms`` that share no base with ``exclude`` (FactorNet's
+    ``chip_bed.intersect(blacklist, v=True)``, the blacklist there being the exclusion zone).
 
     Parameters
     ----------
@@ -257,15 +271,30 @@ def singletask_positives(
     chroms : (N,) str_, midpoints : (N,) int64 ((start + end) // 2), widths : (N,) int64,
     in input order.
     """
-    on = np.isin(peaks["chrom"], np.asarray(list(chroms)))
-    peaks = peaks[on]
+    peaks = usable_peaks(peaks, chroms, exclude)
     mids = (peaks["start"] + peaks["end"]) // 2
-    lo = np.minimum(peaks["start"], mids - bin_size // 2)
-    hi = np.maximum(peaks["end"], mids - bin_size // 2 + bin_size)
-    keep = ~exclude.overlaps(peaks["chrom"], lo, hi)
-    peaks, mids = peaks[keep], mids[keep]
     return (compact_names(peaks["chrom"]), mids.astype(np.int64),
             (peaks["end"] - peaks["start"]).astype(np.int64))
+
+
+def usable_peaks(peaks: np.ndarray, chroms: Sequence[str], exclude: IntervalSet) -> np.ndarray:
+    """The rows of ``peaks`` (``bed.PEAK_DTYPE``) on ``chroms`` sharing no base with ``exclude``."""
+    peaks = peaks[np.isin(peaks["chrom"], np.asarray(list(chroms)))]
+    return peaks[~exclude.overlaps(peaks["chrom"], peaks["start"], peaks["end"])]
+
+
+def jitter_range(midpoints: np.ndarray, widths: np.ndarray, bin_size: int = BIN_SIZE) -> np.ndarray:
+    """(N,) int64 FactorNet's largest jitter s of each peak's bin:
+    ``s = peak_end - bin_start - JITTER_MIN_OVERLAP`` with ``bin_start = midpoint - bin_size // 2``
+    (for 200-bp bins: ceil(width / 2) + 24, narrow peaks included).
+
+    The peak is recovered as ``start = midpoint - width // 2`` (midpoint = (start + end) // 2,
+    as ``singletask_positives`` returns it).
+    """
+    midpoints = np.asarray(midpoints, np.int64)
+    widths = np.asarray(widths, np.int64)
+    peak_ends = midpoints - widths // 2 + widths
+    return peak_ends - (midpoints - bin_size // 2) - JITTER_MIN_OVERLAP
 
 
 def jitter_positive_bins(
@@ -275,23 +304,25 @@ def jitter_positive_bins(
     widths: np.ndarray,
     bin_size: int = BIN_SIZE,
 ) -> np.ndarray:
-    """Bin starts ``midpoint - bin_size // 2 + j``, j a uniform integer keeping the bin
-    inside its peak (j = 0 when the peak is narrower than the bin).
-
-    The peak is recovered as ``start = midpoint - width // 2`` (midpoint = (start + end) // 2,
-    as ``singletask_positives`` returns it).
+    """Bin starts ``midpoint - bin_size // 2 + j``, j a uniform integer in [-s, +s] with s from
+    ``jitter_range`` (FactorNet's ``np.random.randint(-shift, shift + 1)`` in DataIterator).
 
     Returns
     -------
     starts : (N,) int64
     """
-    midpoints = np.asarray(midpoints, np.int64)
-    widths = np.asarray(widths, np.int64)
-    peak_starts = midpoints - widths // 2
-    base = midpoints - bin_size // 2
-    low = np.where(widths >= bin_size, peak_starts - base, 0)
-    high = np.where(widths >= bin_size, peak_starts + widths - bin_size - base, 0)
-    return base + rng.integers(low, high + 1, dtype=np.int64)
+    reach = jitter_range(midpoints, widths, bin_size)
+    base = np.asarray(midpoints, np.int64) - bin_size // 2
+    return base + rng.integers(-reach, reach + 1, dtype=np.int64)
+
+
+def shift_bins(rng: np.random.Generator, starts: np.ndarray, max_shift: int = MULTITASK_SHIFT) -> np.ndarray:
+    """(N,) int64 ``starts`` each moved by a uniform integer in [-max_shift, +max_shift]
+    (FactorNet moves every multi-task window so, each time it is read)."""
+    starts = np.asarray(starts, np.int64)
+    if max_shift <= 0:
+        return starts.copy()
+    return starts + rng.integers(-max_shift, max_shift + 1, len(starts), dtype=np.int64)
 
 
 def gencode_flags(

@@ -247,6 +247,18 @@ def write_meme(path, motifs: Sequence[Motif], background=None) -> None:
     path.write_bytes(text)
 
 
+def factornet_motif(motifs: Sequence[Motif], tf: str) -> Motif | None:
+    """The motif FactorNet's -mo takes for `tf`, or None.
+
+    FactorNet (utils.load_motif_db) keys each motif by the last word of its MOTIF line (the alt
+    name when there is one), upper-cased, into a dict, so the last motif of that name in the
+    file wins; a TF absent from the dict gets no motif.
+    """
+    key = tf.strip().upper()
+    found = [m for m in motifs if (m.alt_name or m.name).upper() == key]
+    return found[-1] if found else None
+
+
 def find_motif(motifs: Sequence[Motif], name: str) -> Motif:
     """The motif called `name`, trying in turn (first match in file order wins):
 

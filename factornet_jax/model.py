@@ -5,7 +5,8 @@ Tower (one copy, applied to the forward window and to its reverse complement)::
     concat(onehot (N, L, 4), signal (N, L, S))
     -> Conv1D(kernels, kernel_width, VALID, relu) -> Dropout(0.1)
     -> Dense(kernels, relu) per position
-    -> MaxPool(pool_size, stride pool_size) -> BiLSTM(recurrent each way) -> Dropout(dropout)
+    -> MaxPool(pool_size, stride pool_size)
+    -> BiLSTM(recurrent each way; input and recurrent dropout lstm_dropout) -> Dropout(dropout)
     -> Flatten -> Dense(dense, relu)
     [-> concat(meta, gencode) -> Dropout(0.1) -> Dense(dense, relu)]
     -> Dropout(dropout) -> Dense(num_tasks)  (logits)
@@ -20,10 +21,15 @@ batch of 2N windows, so the tower is traced and executed once per step.
 
 Dropout in ``train=True`` mode draws from the ``"dropout"`` RNG collection:
 ``model.apply({"params": p}, ..., train=True, rngs={"dropout": key})``.
+
+Initialisation is Keras 1.1's (FactorNet's): ``glorot_uniform`` weights with Keras 1's fan
+arithmetic (``keras1_conv_init``), zero biases, LSTM orthogonal recurrent weights scaled by 1.1
+and forget-gate bias 1. docs/FIDELITY.md gives the formulas.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -35,6 +41,7 @@ from factornet_jax.errors import ConfigError
 
 GENCODE_SIZE = 6  # CpG island, CDS, intron, promoter, 5' UTR, 3' UTR overlap flags
 LSTM_CELLS = ("standard", "keras1")
+SIGNAL_TRANSFORMS = ("none", "log1p")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +59,9 @@ class ModelConfig:
     recurrent: int = 32             # BiLSTM units each way (-r); 0: no BiLSTM; <0: global max-pool
     dense: int = 128                # units of the dense layer(s) (FactorNet -d)
     dropout: float = 0.5            # dropout after the BiLSTM and before the output (-p)
+    lstm_dropout: float = 0.1       # BiLSTM input and recurrent dropout (Keras 1 dropout_W/dropout_U)
     lstm_cell: str = "standard"     # "standard" (sigmoid gates) or "keras1" (hard_sigmoid, Keras 1.1)
+    signal_transform: str = "none"  # "none" (FactorNet: tracks as stored) or "log1p" (log(1 + max(x, 0)))
 
     def __post_init__(self):
         if isinstance(self.track_names, str):
@@ -70,9 +79,14 @@ class ModelConfig:
             if minimum is not None and value < minimum:
                 raise ConfigError(f"model {name} must be >= {minimum}, got {value!r}")
         object.__setattr__(self, "use_gencode", bool(self.use_gencode))
-        object.__setattr__(self, "dropout", float(self.dropout))
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "lstm_dropout"):
+            value = float(getattr(self, name))
+            object.__setattr__(self, name, value)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"model {name} must be in [0, 1), got {value!r}")
+        if self.signal_transform not in SIGNAL_TRANSFORMS:
+            raise ConfigError(f"model signal_transform must be one of {SIGNAL_TRANSFORMS}, "
+                              f"got {self.signal_transform!r}")
         if self.lstm_cell not in LSTM_CELLS:
             raise ConfigError(f"model lstm_cell must be one of {LSTM_CELLS}, got {self.lstm_cell!r}")
         if self.conv_len < 1:
@@ -153,19 +167,42 @@ def hard_sigmoid(x):
     return jnp.clip(0.2 * x + 0.5, 0.0, 1.0)
 
 
+KERAS1_ORTHOGONAL_SCALE = 1.1  # Keras 1 initializations.orthogonal(shape, scale=1.1)
+
+
+def keras1_conv_limit(kernel_width, in_channels, kernels):
+    """Bound of Keras 1.1's ``glorot_uniform`` for a Convolution1D kernel.
+
+    Keras 1.1 stores the kernel as (width, 1, in_channels, kernels) and computes its fans with
+    the default ``dim_ordering='th'``, reading that shape as (depth, input_depth, rows, cols):
+    fan_in = 1 * in_channels * kernels, fan_out = width * in_channels * kernels, so the bound
+    sqrt(6 / (fan_in + fan_out)) is sqrt(6 / ((width + 1) * in_channels * kernels)).
+    """
+    return math.sqrt(6.0 / ((kernel_width + 1) * in_channels * kernels))
+
+
+def keras1_conv_init(key, shape, dtype=jnp.float32):
+    """Uniform(-limit, limit) for a Flax Conv kernel (width, in_channels, kernels), limit from
+    `keras1_conv_limit` (FactorNet's Convolution1D init)."""
+    limit = keras1_conv_limit(*shape)
+    return jax.random.uniform(key, shape, dtype, -limit, limit)
+
+
 def _lstm_weight_init(kind):
-    """Per-gate initialisers, gates concatenated [i, f, c, o] along the last axis (Keras 1 style)."""
+    """Per-gate initialisers, gates concatenated [i, f, c, o] along the last axis (Keras 1 style):
+    input weights glorot_uniform, recurrent weights orthogonal * 1.1, biases 0 but forget 1."""
     def init(key, shape, dtype=jnp.float32):
         units = shape[-1] // 4
         if kind == "bias":  # forget gate bias 1 ("forget_bias_init": "one")
             return jnp.concatenate([jnp.zeros(units), jnp.ones(units), jnp.zeros(2 * units)]).astype(dtype)
-        gate_init = nn.initializers.glorot_uniform() if kind == "input" else nn.initializers.orthogonal()
+        gate_init = (nn.initializers.glorot_uniform() if kind == "input"
+                     else nn.initializers.orthogonal(KERAS1_ORTHOGONAL_SCALE))
         keys = jax.random.split(key, 4)
         return jnp.concatenate([gate_init(k, shape[:-1] + (units,), dtype) for k in keys], axis=-1)
     return init
 
 
-def bilstm_scan(x, w_in, w_rec, bias, cell="standard"):
+def bilstm_scan(x, w_in, w_rec, bias, cell="standard", masks=None):
     """Bidirectional LSTM over time, both directions in one lax.scan.
 
     Parameters
@@ -175,6 +212,10 @@ def bilstm_scan(x, w_in, w_rec, bias, cell="standard"):
     w_rec : (2, H, 4H) recurrent weights
     bias : (2, 4H)
     cell : "standard" (sigmoid gates) or "keras1" (hard_sigmoid gates)
+    masks : None, or (input_mask (2, 4, B, F), recurrent_mask (2, 4, B, H)): Keras 1's
+        dropout_W / dropout_U. Per direction and gate, one mask per sequence, the same at every
+        step, multiplying the input (gate g sees x * input_mask[d, g]) and the previous hidden
+        state (h * recurrent_mask[d, g]); masks hold 0 or 1 / (1 - rate).
 
     Returns
     -------
@@ -186,11 +227,22 @@ def bilstm_scan(x, w_in, w_rec, bias, cell="standard"):
     batch = x.shape[0]
     xs = jnp.stack([x, x[:, ::-1]], axis=0)                       # (2, B, T, F)
     # input projection of every step in one matmul, outside the scan
-    proj = jnp.einsum("dbtf,dfg->tdbg", xs, w_in) + bias[None, :, None, :]   # (T, 2, B, 4H)
+    if masks is None:
+        proj = jnp.einsum("dbtf,dfg->tdbg", xs, w_in)             # (T, 2, B, 4H)
+        recurrent = lambda h: jnp.einsum("dbh,dhg->dbg", h, w_rec)            # noqa: E731
+    else:
+        in_mask, rec_mask = masks
+        w_in_gates = w_in.reshape(2, w_in.shape[1], 4, hidden)              # (2, F, 4, H)
+        proj = jnp.einsum("dbtf,dgbf,dfgh->tdbgh", xs, in_mask, w_in_gates)
+        proj = proj.reshape(proj.shape[:3] + (4 * hidden,))
+        w_rec_gates = w_rec.reshape(2, hidden, 4, hidden)
+        recurrent = lambda h: jnp.einsum(                                      # noqa: E731
+            "dbh,dgbh,dhgk->dbgk", h, rec_mask, w_rec_gates).reshape(h.shape[:2] + (4 * hidden,))
+    proj = proj + bias[None, :, None, :]
 
     def step(carry, z_in):
         h, c = carry                                                # (2, B, H) each
-        z = z_in + jnp.einsum("dbh,dhg->dbg", h, w_rec)
+        z = z_in + recurrent(h)
         i = gate(z[..., :hidden])
         f = gate(z[..., hidden:2 * hidden])
         g = jnp.tanh(z[..., 2 * hidden:3 * hidden])
@@ -250,25 +302,44 @@ def check_lstm_backend(backend, cell):
                               f"{jax.default_backend()} here; use --lstm scan")
 
 
+def lstm_dropout_masks(key, rate, batch, features, hidden, dtype=jnp.float32):
+    """Keras 1 LSTM dropout masks: (input (2, 4, B, F), recurrent (2, 4, B, H)), entries 0 or
+    1 / (1 - rate), drawn independently per direction, gate and sequence (see `bilstm_scan`)."""
+    keep = 1.0 - rate
+    k_in, k_rec = jax.random.split(key)
+    in_mask = jax.random.bernoulli(k_in, keep, (2, 4, batch, features)).astype(dtype) / keep
+    rec_mask = jax.random.bernoulli(k_rec, keep, (2, 4, batch, hidden)).astype(dtype) / keep
+    return in_mask, rec_mask
+
+
 class BiLSTM(nn.Module):
     """Bidirectional LSTM returning sequences; params {forward,backward}_{W,U,b}, gates [i, f, c, o].
 
-    backend "scan": `bilstm_scan` (any device); "cudnn": `bilstm_cudnn` (same weights)."""
+    backend "scan": `bilstm_scan` (any device); "cudnn": `bilstm_cudnn` (same weights; no
+    dropout: training with lstm dropout needs the scan). With `train` and a dropout rate, the
+    input and recurrent dropout masks come from the "dropout" RNG collection."""
     units: int
     cell: str = "standard"
     backend: str = "scan"
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train=False):
         features = x.shape[-1]
         ws, us, bs = [], [], []
         for direction in ("forward", "backward"):
             ws.append(self.param(f"{direction}_W", _lstm_weight_init("input"), (features, 4 * self.units)))
             us.append(self.param(f"{direction}_U", _lstm_weight_init("recurrent"), (self.units, 4 * self.units)))
             bs.append(self.param(f"{direction}_b", _lstm_weight_init("bias"), (4 * self.units,)))
+        masks = None
+        if train and self.dropout > 0:
+            if self.backend == "cudnn":
+                raise ValueError("the cuDNN BiLSTM cannot apply LSTM dropout; train with the scan")
+            masks = lstm_dropout_masks(self.make_rng("dropout"), self.dropout, x.shape[0], features,
+                                       self.units, x.dtype)
         if self.backend == "cudnn":
             return bilstm_cudnn(x, jnp.stack(ws), jnp.stack(us), jnp.stack(bs))
-        return bilstm_scan(x, jnp.stack(ws), jnp.stack(us), jnp.stack(bs), self.cell)
+        return bilstm_scan(x, jnp.stack(ws), jnp.stack(us), jnp.stack(bs), self.cell, masks)
 
 
 class FactorNet(nn.Module):
@@ -284,25 +355,28 @@ class FactorNet(nn.Module):
     def tower(self, x, extra, train):
         """Shared tower: (B, L, 4 + S) inputs [+ (B, E) extra features] -> (B, T) logits."""
         cfg = self.cfg
-        x = nn.Conv(cfg.kernels, (cfg.kernel_width,), padding="VALID", name="conv")(x)
+        dense = functools.partial(nn.Dense, kernel_init=nn.initializers.glorot_uniform())
+        x = nn.Conv(cfg.kernels, (cfg.kernel_width,), padding="VALID", kernel_init=keras1_conv_init,
+                    name="conv")(x)
         x = nn.relu(x)
         x = nn.Dropout(0.1, deterministic=not train)(x)
-        x = nn.relu(nn.Dense(cfg.kernels, name="position_dense")(x))
+        x = nn.relu(dense(cfg.kernels, name="position_dense")(x))
         if cfg.recurrent < 0:
             x = jnp.max(x, axis=1)
         else:
             x = nn.max_pool(x, (cfg.pool_size,), strides=(cfg.pool_size,), padding="VALID")
             if cfg.recurrent > 0:
-                x = BiLSTM(cfg.recurrent, cfg.lstm_cell, self.lstm_backend, name="bilstm")(x)
+                x = BiLSTM(cfg.recurrent, cfg.lstm_cell, self.lstm_backend, cfg.lstm_dropout,
+                           name="bilstm")(x, train)
             x = x.reshape(x.shape[0], -1)          # row-major (position, channel), as Keras Flatten
         x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
-        x = nn.relu(nn.Dense(cfg.dense, name="dense")(x))
+        x = nn.relu(dense(cfg.dense, name="dense")(x))
         if extra is not None:
             x = jnp.concatenate([x, extra], axis=-1)
             x = nn.Dropout(0.1, deterministic=not train)(x)
-            x = nn.relu(nn.Dense(cfg.dense, name="meta_dense")(x))
+            x = nn.relu(dense(cfg.dense, name="meta_dense")(x))
         x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
-        return nn.Dense(cfg.num_tasks, name="output")(x)
+        return dense(cfg.num_tasks, name="output")(x)
 
     @nn.compact
     def __call__(self, onehot, signal, meta=None, gencode=None, train=False):
@@ -310,6 +384,8 @@ class FactorNet(nn.Module):
         n = onehot.shape[0]
         onehot = jnp.asarray(onehot).astype(jnp.float32)
         signal = jnp.asarray(signal, jnp.float32).reshape(n, onehot.shape[1], cfg.num_tracks)
+        if cfg.signal_transform == "log1p":
+            signal = jnp.log1p(jnp.maximum(signal, 0.0))
         perm = strand_swap_permutation(cfg.track_names)
         forward = jnp.concatenate([onehot, signal], axis=-1)
         reverse = jnp.concatenate([onehot[:, ::-1, ::-1], signal[:, ::-1][..., perm]], axis=-1)
@@ -382,11 +458,14 @@ def probabilities(strand_logits):
     return jax.nn.sigmoid(strand_logits).mean(axis=1)
 
 
-def loss_from_strand_logits(strand_logits, labels, weights=None):
-    """Binary cross-entropy of the strand-averaged probability, computed in log space.
+PROBABILITY_CLIP = 1e-7   # Keras 1 _EPSILON (10e-8): binary_crossentropy clips to [eps, 1 - eps]
 
-    log p = logsumexp(log_sigmoid(a), log_sigmoid(b)) - log 2, and log(1 - p) likewise with
-    log_sigmoid(-x), so saturated logits give finite losses.
+
+def loss_from_strand_logits(strand_logits, labels, weights=None):
+    """FactorNet's loss: Keras 1 binary cross-entropy of the strand-averaged probability.
+
+    p = mean over strands of sigmoid(logit), clipped to [1e-7, 1 - 1e-7] (so a saturated
+    output gives a finite loss and no gradient, as in Keras 1), then -(y log p + (1-y) log(1-p)).
 
     Parameters
     ----------
@@ -397,12 +476,11 @@ def loss_from_strand_logits(strand_logits, labels, weights=None):
 
     Returns
     -------
-    scalar float32: mean over batch and tasks
+    scalar float32: mean over batch and tasks (Keras: mean over tasks, then over the batch)
     """
     labels = jnp.asarray(labels, jnp.float32)
-    log_p = jax.nn.logsumexp(jax.nn.log_sigmoid(strand_logits), axis=1) - math.log(2.0)
-    log_q = jax.nn.logsumexp(jax.nn.log_sigmoid(-strand_logits), axis=1) - math.log(2.0)
-    bce = -(labels * log_p + (1.0 - labels) * log_q)
+    p = jnp.clip(probabilities(strand_logits), PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
+    bce = -(labels * jnp.log(p) + (1.0 - labels) * jnp.log(1.0 - p))
     if weights is None:
         return bce.mean()
     weights = jnp.broadcast_to(jnp.asarray(weights, jnp.float32), bce.shape)
@@ -413,12 +491,32 @@ def loss_from_strand_logits(strand_logits, labels, weights=None):
 # Motif injection (FactorNet -mo)
 # ---------------------------------------------------------------------------------------------
 
+MOTIF_PSEUDOCOUNT = 0.001   # FactorNet train.py: pwm += 0.001, rows renormalised, log2(p / 0.25)
+
+
+def motif_log_odds(pwm) -> np.ndarray:
+    """(w, 4) FactorNet's -mo weights: log2(p / 0.25), p = (pwm + 0.001) with rows renormalised."""
+    p = np.asarray(pwm, np.float64) + MOTIF_PSEUDOCOUNT
+    p = p / p.sum(axis=1, keepdims=True)
+    return np.log2(p / 0.25)
+
+
+def motif_offset(kernel_width: int, motif_width: int) -> int:
+    """First kernel row (cross-correlation order) of a motif placed as FactorNet's inject_pwm.
+
+    FactorNet writes the flipped motif into rows [w//2 - m//2, w//2 - m//2 + m) of a Theano
+    (true-convolution) kernel; read as a cross-correlation filter that is rows
+    [w - (w//2 - m//2) - m, ...) = ceil(w / 2) - ceil(m / 2).
+    """
+    return (kernel_width + 1) // 2 - (motif_width + 1) // 2
+
+
 def motif_kernel(pwm, kernel_width: int) -> np.ndarray:
     """A (kernel_width, 4) cross-correlation kernel from a letter-probability matrix.
 
-    The kernel is ``pwm - 0.25`` (zero on a uniform background, positive on the consensus),
-    centred in the kernel; a motif longer than the kernel is cropped to its most informative
-    `kernel_width` positions.
+    The kernel holds FactorNet's log-odds (`motif_log_odds`) at rows `motif_offset` on, zeros
+    elsewhere. A motif longer than the kernel (FactorNet fails on one) is cropped to its most
+    informative `kernel_width` positions.
 
     Parameters
     ----------
@@ -434,16 +532,16 @@ def motif_kernel(pwm, kernel_width: int) -> np.ndarray:
         start = int(np.argmax(window_bits))
         pwm = pwm[start:start + kernel_width]
     kernel = np.zeros((kernel_width, 4), np.float32)
-    offset = (kernel_width - pwm.shape[0]) // 2
-    kernel[offset:offset + pwm.shape[0]] = pwm - 0.25
+    offset = motif_offset(kernel_width, pwm.shape[0])
+    kernel[offset:offset + pwm.shape[0]] = motif_log_odds(pwm)
     return kernel
 
 
 def inject_motif(params: dict, pwm, first: int = 0) -> dict:
     """Copy of `params` with the motif in conv kernel `first` and its reverse complement in
-    kernel `first + 1` (FactorNet -mo: kernels 0 and 1).
+    kernel `first + 1` (FactorNet -mo: kernels 0 and 1), both at the same rows.
 
-    Signal channels of both kernels are set to zero; biases are unchanged.
+    Signal channels and biases of both kernels are set to zero (FactorNet's inject_pwm).
 
     Parameters
     ----------
@@ -451,15 +549,16 @@ def inject_motif(params: dict, pwm, first: int = 0) -> dict:
     pwm : (w, 4) letter-probability matrix
     """
     kernel = np.array(params["conv"]["kernel"], dtype=np.float32)
+    bias = np.array(params["conv"]["bias"], dtype=np.float32)
     width, _, n_kernels = kernel.shape
     if n_kernels < first + 2:
         raise ConfigError(f"motif injection into kernels {first} and {first + 1} needs at least "
                           f"{first + 2} kernels (-k)")
-    motif = motif_kernel(pwm, width)
-    kernel[:, :, first] = 0.0
-    kernel[:, :, first + 1] = 0.0
-    kernel[:, :4, first] = motif
-    kernel[:, :4, first + 1] = motif[::-1, ::-1]
+    pwm = np.asarray(pwm, np.float64)
+    kernel[:, :, first:first + 2] = 0.0
+    kernel[:, :4, first] = motif_kernel(pwm, width)
+    kernel[:, :4, first + 1] = motif_kernel(pwm[::-1, ::-1], width)
+    bias[first:first + 2] = 0.0
     out = dict(params)                       # new top-level container; other leaves shared
-    out["conv"] = dict(params["conv"], kernel=kernel)
+    out["conv"] = dict(params["conv"], kernel=kernel, bias=bias)
     return out

@@ -161,6 +161,16 @@ def write_history(model_dir, history):
     write_text_atomic(Path(model_dir) / "history.json", json.dumps(history, indent=1) + "\n")
 
 
+def is_model_dir(path) -> bool:
+    """True when `path` holds a config.json with our format tag (any version): a model dir that
+    `-oc` may replace."""
+    try:
+        data = json.loads((Path(path) / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
 def read_config(model_dir) -> dict:
     """Parse and check config.json of a model dir."""
     model_dir = Path(model_dir)
@@ -287,7 +297,8 @@ def _pad_rows(array, rows):
 
 
 def load_model(model_dir, which="best") -> LoadedModel:
-    """Load a model dir for prediction; `which` "best" falls back to final.npz when absent."""
+    """Load a model dir for prediction; `which` "best" falls back to final.npz when absent,
+    with a warning on stderr."""
     import jax
     from factornet_jax.model import ModelConfig, abstract_params
 
@@ -296,7 +307,10 @@ def load_model(model_dir, which="best") -> LoadedModel:
     if which not in PARAM_FILES:
         raise FactorNetError(f"unknown checkpoint {which!r}; choose one of {', '.join(PARAM_FILES)}")
     path = model_dir / PARAM_FILES[which]
-    if not path.is_file() and which == "best":
+    if not path.is_file() and which == "best" and (model_dir / PARAM_FILES["final"]).is_file():
+        from factornet_jax.progress import warn
+        warn(f"{model_dir}: no best.npz (no validation-best parameters were saved); using "
+             "final.npz (--checkpoint final says so explicitly)")
         path = model_dir / PARAM_FILES["final"]
     if not path.is_file():
         raise FactorNetError(f"{model_dir}: no parameters ({PARAM_FILES[which]} or final.npz); "

@@ -2,8 +2,11 @@
 
 `TrainingData` builds, once, the positive bins and exclusion zones of every cell store (the
 FactorNet semantics live in labels.py); `epoch_examples(epoch)` draws that epoch's jittered
-positives and fresh negatives from a Generator seeded by (seed, epoch), so a resumed run sees
-exactly the data an uninterrupted one would. `BatchLoader` turns examples into fixed-shape
+(single-task) or shifted (multi-task) positives and fresh negatives from a Generator seeded by
+(seed, epoch), so a resumed run sees exactly the data an uninterrupted one would.
+`validation_examples()` draws the validation negatives once; `epoch_validation(examples,
+epoch)` moves multi-task validation windows by a fresh shift each epoch, as FactorNet's
+validation iterator did on every read. `BatchLoader` turns examples into fixed-shape
 batches in host threads, several batches ahead of the device.
 """
 import itertools
@@ -15,29 +18,44 @@ import numpy as np
 
 from factornet_jax.errors import FactorNetError
 from factornet_jax.intervals import IntervalSet
-from factornet_jax.labels import (BIN_SIZE, BinSet, exclusion_zone, gencode_flags,
-                                  jitter_positive_bins, multitask_bins,
-                                  multitask_negative_exclusion, sample_negative_bins,
-                                  singletask_negative_exclusion, singletask_positives, window_starts)
+from factornet_jax.labels import (BIN_SIZE, MULTITASK_SHIFT, BinSet, exclusion_zone,
+                                  gencode_flags, jitter_positive_bins, multitask_bins,
+                                  multitask_negative_exclusion, sample_negative_bins, shift_bins,
+                                  singletask_negative_exclusion, singletask_positives,
+                                  usable_peaks, window_starts)
 
 
 @dataclass(frozen=True)
 class Examples:
     """Rows of training or validation data (struct of arrays).
 
-    cell: (N,) int32 index into the stores; chrom: (N,) str; bin_start: (N,) int64;
-    labels: (N, T) uint8.
+    cell: (N,) int32 index into the stores; chrom: (N,) str; bin_start: (N,) int64, the bin the
+    window is centred on (after jitter or shift); labels: (N, T) uint8; anchor: (N,) int64 or
+    None (= bin_start), the bin whose GENCODE flags the row carries: FactorNet computes them
+    once per example, on the bin before jitter or shift.
     """
     cell: np.ndarray
     chrom: np.ndarray
     bin_start: np.ndarray
     labels: np.ndarray
+    anchor: np.ndarray | None = None
 
     def __len__(self):
         return len(self.cell)
 
+    @property
+    def feature_start(self):
+        """(N,) int64 start of the bin the GENCODE flags describe."""
+        return self.bin_start if self.anchor is None else self.anchor
+
     def take(self, idx):
-        return Examples(self.cell[idx], self.chrom[idx], self.bin_start[idx], self.labels[idx])
+        return Examples(self.cell[idx], self.chrom[idx], self.bin_start[idx], self.labels[idx],
+                        None if self.anchor is None else self.anchor[idx])
+
+    def moved(self, bin_start):
+        """These rows centred on `bin_start` instead, keeping their GENCODE anchor."""
+        return Examples(self.cell, self.chrom, np.asarray(bin_start, np.int64), self.labels,
+                        self.feature_start)
 
     @classmethod
     def concat(cls, parts, role="training"):
@@ -46,9 +64,11 @@ class Examples:
             raise FactorNetError(f"no {role} examples: no peaks fall on the {role} chromosomes "
                                  "outside the blacklist; check -v/-t and the peak files")
         chroms = np.concatenate([p.chrom.astype(object) for p in parts]).astype(str)
+        anchor = (None if all(p.anchor is None for p in parts)
+                  else np.concatenate([p.feature_start for p in parts]))
         return cls(np.concatenate([p.cell for p in parts]), chroms,
                    np.concatenate([p.bin_start for p in parts]),
-                   np.concatenate([p.labels for p in parts]))
+                   np.concatenate([p.labels for p in parts]), anchor)
 
     @classmethod
     def from_bins(cls, cell, bins: BinSet):
@@ -69,10 +89,14 @@ class TrainingData:
     """Label structures of a set of cell stores on a set of chromosomes.
 
     tasks: the TF names (multi-task: every TF of the stores; single-task: [factor]).
+    shift: multi-task windows move by a uniform integer in [-shift, +shift] each time they are
+    read (FactorNet: 20; 0: never).
     """
 
-    def __init__(self, stores, chroms, seq_len, factor=None, negatives=1, seed=0, role="training"):
+    def __init__(self, stores, chroms, seq_len, factor=None, negatives=1, seed=0, role="training",
+                 shift=MULTITASK_SHIFT):
         self.stores = stores
+        self.shift = shift
         self.chroms = list(chroms)
         self.seq_len = seq_len
         self.factor = factor
@@ -89,10 +113,11 @@ class TrainingData:
             conservative = [IntervalSet.from_records(store.peaks(tf)) for tf in self.tasks]
             positives = multitask_bins(conservative, self.chroms, sizes, zone)
             return _CellLabels(positives, None, None, None,
-                               multitask_negative_exclusion(positives, zone))
+                               multitask_negative_exclusion(conservative, zone, sizes))
         peaks = store.peaks(self.factor)
         relaxed = store.peaks(self.factor, kind="relaxed")
-        relaxed = peaks if relaxed is None else np.concatenate([relaxed, peaks])
+        if relaxed is None:  # FactorNet: the conservative peaks left after the blacklist filter
+            relaxed = usable_peaks(peaks, list(sizes), zone)
         chroms, mids, widths = singletask_positives(peaks, self.chroms, zone)
         excluded = singletask_negative_exclusion(IntervalSet.from_records(relaxed), zone, sizes)
         return _CellLabels(None, chroms, mids, widths, excluded)
@@ -102,30 +127,51 @@ class TrainingData:
         return sum(len(c.positives) if c.positives is not None else len(c.peak_mids)
                    for c in self.cells)
 
-    def examples(self, rng, jitter=True):
-        """One epoch's rows: every positive (jittered for single-task) plus fresh negatives,
-        shuffled. Multi-task: as many negatives as positives; single-task: `negatives` each."""
+    def examples(self, rng, jitter=True, shift=True):
+        """One epoch's rows: every positive plus fresh negatives, shuffled. Multi-task: as many
+        negatives as positives, every row then shifted (unless `shift` is False); single-task:
+        `negatives` per positive, positives jittered (unless `jitter` is False)."""
         parts = []
         for k, (store, cell) in enumerate(zip(self.stores, self.cells)):
             if cell.positives is not None:
                 positives = cell.positives
                 n_neg = len(positives)
             else:
-                starts = (jitter_positive_bins(rng, cell.peak_chroms, cell.peak_mids, cell.peak_widths)
-                          if jitter else cell.peak_mids - BIN_SIZE // 2)
-                positives = BinSet(cell.peak_chroms, starts, np.ones((len(starts), 1), np.uint8))
+                centred = cell.peak_mids - BIN_SIZE // 2
+                positives = BinSet(cell.peak_chroms, centred, np.ones((len(centred), 1), np.uint8))
                 n_neg = len(positives) * self.negatives
             if len(positives) == 0:
                 continue
+            positive_rows = Examples.from_bins(k, positives)
+            if cell.positives is None and jitter:
+                positive_rows = positive_rows.moved(jitter_positive_bins(
+                    rng, cell.peak_chroms, cell.peak_mids, cell.peak_widths))
             negatives = sample_negative_bins(rng, n_neg, cell.negative_exclusion, self.chroms,
                                              store.chrom_sizes, num_tasks=len(self.tasks))
-            parts += [Examples.from_bins(k, positives), Examples.from_bins(k, negatives)]
+            parts += [positive_rows, Examples.from_bins(k, negatives)]
         examples = Examples.concat(parts, self.role)
-        return examples.take(rng.permutation(len(examples)))
+        examples = examples.take(rng.permutation(len(examples)))
+        return self.shifted(examples, rng) if shift else examples
+
+    def shifted(self, examples, rng):
+        """Multi-task: `examples` with every window moved by [-shift, +shift]; single-task: as is."""
+        if self.factor is not None or self.shift <= 0:
+            return examples
+        return examples.moved(shift_bins(rng, examples.bin_start, self.shift))
 
     def epoch_examples(self, epoch):
         """Training rows of `epoch` (0-based): a function of (seed, epoch) alone."""
         return self.examples(np.random.default_rng([self.seed, epoch]))
+
+    def validation_examples(self):
+        """Validation rows, drawn once (FactorNet): positives unjittered and unshifted, fixed
+        negatives. Pass them through `epoch_validation` for the rows an epoch scores."""
+        return self.examples(np.random.default_rng([self.seed, 1 << 20]), jitter=False, shift=False)
+
+    def epoch_validation(self, examples, epoch):
+        """The validation rows of `epoch`: multi-task windows moved by a fresh shift (FactorNet's
+        validation iterator shifts on every read), single-task rows as they are."""
+        return self.shifted(examples, np.random.default_rng([self.seed, 2 << 20, epoch]))
 
 
 @dataclass(frozen=True)
@@ -181,13 +227,14 @@ class BatchAssembler:
             sel = np.flatnonzero(rows_ex.cell == cell)
             store = self.stores[cell]
             chroms, bins = rows_ex.chrom[sel], rows_ex.bin_start[sel]
+            anchors = rows_ex.feature_start[sel]
             codes, signal = store.fetch_batch(chroms, window_starts(bins, BIN_SIZE, seq_len),
                                               seq_len, pad=True, as_codes=True)
             batch["codes"][sel], batch["signal"][sel] = codes, signal
             if self.spec.use_meta:
                 batch["meta"][sel] = store.meta_values
             if self.spec.use_gencode:
-                batch["gencode"][sel] = self._gencode(store, chroms, bins)
+                batch["gencode"][sel] = self._gencode(store, chroms, anchors)
         return batch
 
 

@@ -28,7 +28,11 @@ Streaming, bounded memory
 Output
     A gzipped bedGraph ``chrom start end score`` in the input order (the input coordinates,
     the score with ``%.6g``), written to a temporary file beside the target and renamed into
-    place when complete. An existing output is refused unless ``force=True`` (-oc/--force).
+    place when complete. Its gzip header carries the comment ``factornet-jax/predict v1
+    bigwig=<fingerprint>`` (invisible to every gzip reader: the content is exactly the
+    DREAM-format lines): that is how a later ``-oc`` (``overwrite=True``) recognises the file,
+    and the bigWig written with it, as ours and may replace them; an existing file that is not
+    ours is refused, -oc or not (factornet_jax.outputs).
     The optional bigWig needs a BED sorted by chromosome (each chromosome in one run) and
     start; since ladder bins overlap (200-bp bins at 50-bp steps), each interval contributes
     its central ``STRIDE`` (50) bp ``[mid - 25, mid + 25)`` (clipped to the interval, and
@@ -54,7 +58,9 @@ from factornet_jax.batch_processes import batch_workers
 from factornet_jax.bed import unknown_chrom_message
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
-from factornet_jax.outputs import open_maybe_gzip
+from factornet_jax.outputs import (PREDICTION, MarkedGzipWriter, bigwig_kind, check_output,
+                                   file_fingerprint, open_maybe_gzip, prediction_comment,
+                                   replace_path)
 from factornet_jax.pipeline import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
 from factornet_jax.progress import Progress
 
@@ -283,14 +289,6 @@ def check_model_store(model, store, tf=None):
     return model.tfs.index(tf)
 
 
-def _check_output(path, force, flag):
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{flag} {path}: is a directory; give a file name")
-    if path.exists() and not force:
-        raise ConfigError(f"{flag} {path}: exists; use -oc/--force to overwrite it")
-
-
 def _tmp_path(path):
     path = Path(path)
     return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -390,7 +388,7 @@ class _BigWigWriter:
 # ------------------------------------------------------------------ the run
 
 def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
-                batch_size=None, threads=1, prefetch=4, loader_processes=0, force=False,
+                batch_size=None, threads=1, prefetch=4, loader_processes=0, overwrite=False,
                 stores_dir="stores", checkpoint="best", compute_dtype="float32", lstm_backend="scan",
                 block_lines=BLOCK_LINES, progress=None) -> PredictSummary:
     """Score every interval of `bed_path` with the model in `model_dir` on `cell_store`.
@@ -409,7 +407,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     threads : host threads assembling batches (one: more contend for the GIL and are slower);
         prefetch : batches prepared ahead; loader_processes : assemble batches in this many
         worker processes instead (batch_processes.py; for accelerators one thread cannot feed)
-    force : overwrite existing outputs
+    overwrite : -oc: replace an earlier prediction file of ours at `out_path` (and the bigWig
+        written with it); anything else there is refused (outputs.check_output)
     checkpoint : "best" or "final" parameters; compute_dtype : "float32" or "bfloat16"
     lstm_backend : "scan" (any device) or "cudnn" (NVIDIA GPUs; same results, see model.py)
     progress : show a progress bar (None: when stderr is a terminal)
@@ -434,13 +433,16 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         raise ConfigError(f"--loader-processes {loader_processes}: must be 0 or more")
     if compute_dtype not in ("float32", "bfloat16"):
         raise ConfigError(f"--dtype {compute_dtype}: must be float32 or bfloat16")
-    _check_output(out_path, force, "-o")
-    if bigwig is not None:
-        _check_output(bigwig, force, "--bigwig")
-        if Path(bigwig).resolve() == Path(out_path).resolve():
+    input_paths = (cell_store, model_dir, bed_path)
+
+    def check_outputs():
+        if bigwig is not None and Path(bigwig).resolve() == Path(out_path).resolve():
             raise ConfigError("--bigwig and -o name the same file")
-    if Path(bed_path).exists() and Path(out_path).resolve() == Path(bed_path).resolve():
-        raise ConfigError(f"-o {out_path}: is the input BED (-b)")
+        check_output(out_path, overwrite, PREDICTION, input_paths)
+        if bigwig is not None:  # ours: the bigWig our prediction file at out_path was written with
+            check_output(bigwig, overwrite, bigwig_kind(out_path), input_paths, flag="--bigwig")
+
+    check_outputs()
 
     model = load_model(model_dir, which=checkpoint)
     store = open_cell_store(resolve_store(cell_store, stores_dir))
@@ -508,11 +510,10 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     try:
         bw_writer = _BigWigWriter(bw_tmp, scan.chrom_order, store.chrom_sizes) if bigwig else None
         with open(tmp, "xb") as raw, \
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6,
-                              mtime=0) as gz, \
                 Progress(f"predict {tf_name}", total=scan.n_bins, unit="bins",
                          enabled=progress) as bar, \
                 batch_workers(loader_processes, layout) as workers:
+            gz = MarkedGzipWriter(raw, prediction_comment(), level=6)
 
             def flush():
                 while open_blocks and open_blocks[0].remaining == 0:
@@ -550,13 +551,16 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                 collect(on_device)
             flush()
             assert not open_blocks, "every block is written once its batches are scored"
-        if bw_writer is not None:
-            bw_writer.close()
-            bw_writer = None
+            if bw_writer is not None:
+                bw_writer.close()
+                bw_writer = None
+                gz.set_comment(prediction_comment(file_fingerprint(bw_tmp)))
+            gz.close()
         scoring_seconds = time.perf_counter() - t_scoring
+        check_outputs()         # still new, or ours, after the long part
         if bigwig is not None:
-            os.replace(bw_tmp, bigwig)
-        os.replace(tmp, out_path)
+            replace_path(bw_tmp, bigwig)
+        replace_path(tmp, out_path)
     except BaseException:
         if bw_writer is not None:
             try:

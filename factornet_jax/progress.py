@@ -1,6 +1,18 @@
-"""A dependency-free progress bar on stderr, shown only on a terminal."""
+"""Console output that is not a result, all on stderr: a dependency-free progress bar (shown
+only on a terminal), progress lines and warnings. Results go to stdout and files."""
 import sys
 import time
+
+
+def log_progress(message, file=None):
+    """A progress line (epoch done, stage started) on stderr; `file` is accepted and ignored,
+    so it can stand where `print` was passed as `log`."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def warn(message):
+    """`factornet: warning: <message>` on stderr."""
+    print(f"factornet: warning: {message}", file=sys.stderr, flush=True)
 
 
 class Progress:

@@ -9,6 +9,7 @@
       truth.tsv.gz               the simulator's binding probability per candidate site
       motifs.meme                the TF and co-factor motifs that were planted
       simulation.json            config, motif source and counts
+      .factornet-output.json     marks the folder as simulate output (what -oc may replace)
       annotations/{cpg,cds,intron,promoter,utr5,utr3}.bed.gz
       cells/<cell>/              one FactorNet input folder per cell line:
         bigwig.txt chip.txt meta.txt Unique35.bigWig <cell>.1x.bw
@@ -42,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Mapping
@@ -51,6 +51,8 @@ import numpy as np
 
 from .errors import ConfigError, FactorNetError
 from .meme import Motif, find_motif, log_odds, read_meme_file, write_meme
+from .outputs import SIMULATION, check_output, write_dir_atomically
+from .reference_files import default_motif_db
 
 # hg19 chromosome sizes (UCSC); the simulated genome keeps their proportions.
 HG19_SIZES = {
@@ -65,8 +67,6 @@ MIN_CHROM_SIZE = 20_000
 ANNOTATION_NAMES = ("cpg", "cds", "intron", "promoter", "utr5", "utr3")
 KIND_NAMES = ("motif", "ocr", "promoter", "cofactor")  # site kinds, in truth.tsv
 MOTIF, OCR, PROMOTER, COFACTOR = range(4)
-BUNDLED_MOTIFS = Path(__file__).resolve().parent / "data" / "motifs.meme"
-SHARED_MOTIFS = Path(__file__).resolve().parents[2] / "shared" / "data" / "resources" / "HOCOMOCOv9.meme"
 MAPPABILITY_TRACK = "Unique35"
 DNASE_TRACK = "DGF"
 META_NAMES = tuple(f"GEPC{i}" for i in range(1, 9))
@@ -86,7 +86,7 @@ class SimulationConfig:
     tfs: tuple[str, ...] = ("CTCF", "GABPA")  # motif names looked up with meme.find_motif
     # co-factor motif per TF (a nearby co-factor motif raises binding); others get SP1 (or YY1)
     cofactors: tuple[tuple[str, str], ...] = (("CTCF", "ZNF143"), ("GABPA", "SP1"))
-    motifs_path: str | None = None  # MEME file; None: HOCOMOCO in ../shared if present, else bundled
+    motifs_path: str | None = None  # MEME file; None: the packaged HOCOMOCO v9
     # --- genome ---
     gc_mean: float = 0.40  # mean GC fraction
     gc_sd: float = 0.035  # sd of the regional GC (100 kb knots, linearly interpolated)
@@ -191,14 +191,9 @@ def _check_config(config: SimulationConfig) -> None:
         raise ConfigError("chromosome names must be unique")
 
 
-def default_motifs_path() -> Path:
-    """HOCOMOCO v9 from ../shared when present, else the bundled consensus motifs."""
-    return SHARED_MOTIFS if SHARED_MOTIFS.is_file() else BUNDLED_MOTIFS
-
-
 def _motifs_for(config: SimulationConfig) -> tuple[Path, list[Motif], list[Motif]]:
     """(source file, TF motifs in config.tfs order, co-factor motif per TF)."""
-    path = Path(config.motifs_path) if config.motifs_path else default_motifs_path()
+    path = Path(config.motifs_path) if config.motifs_path else default_motif_db()
     motifs = read_meme_file(path).motifs
     tf_motifs = []
     for tf in config.tfs:
@@ -213,8 +208,8 @@ def _motifs_for(config: SimulationConfig) -> tuple[Path, list[Motif], list[Motif
         name = pairs.get(tf) or ("YY1" if tf.upper() == "SP1" else "SP1")
         try:
             cof_motifs.append(find_motif(motifs, name))
-        except FactorNetError:  # the file lacks the co-factor: take the bundled one
-            cof_motifs.append(find_motif(read_meme_file(BUNDLED_MOTIFS).motifs, name))
+        except FactorNetError:  # the file lacks the co-factor: take it from HOCOMOCO v9
+            cof_motifs.append(find_motif(read_meme_file(default_motif_db()).motifs, name))
     return path, tf_motifs, cof_motifs
 
 
@@ -999,41 +994,22 @@ def _jsonable(value):
     return value
 
 
-def _prepare_out(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: exists and is not a directory; choose another path")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"--out {out_dir}: directory exists and is not empty; "
-                              "use --overwrite or choose another directory")
-        if not (out_dir / "simulation.json").is_file():
-            raise ConfigError(f"--out {out_dir}: not a simulated dataset (no simulation.json), "
-                              "will not overwrite it; choose another directory")
-
-
 def simulate(out_dir, config: SimulationConfig = SimulationConfig(), overwrite: bool = False) -> SimulationResult:
     """Write the simulated dataset described by `config` into `out_dir`.
 
-    Writes into `<out_dir>.partial` and renames it into place at the end, so an interrupted
-    run never leaves a complete-looking dataset. Raises `ConfigError` for bad settings or an
-    existing non-empty `out_dir` (unless `overwrite` and it holds an earlier simulation).
+    Writes into a hidden folder beside `out_dir` and swaps it into place at the end
+    (outputs.write_dir_atomically), so an interrupted run never leaves a complete-looking
+    dataset. Raises `ConfigError` for bad settings, and `OutputError` for an existing
+    `out_dir` that is not empty (unless `overwrite` (-oc) and it holds an earlier simulation).
     """
     _check_config(config)
     out_dir = Path(out_dir)
-    _prepare_out(out_dir, overwrite)
+    inputs = [config.motifs_path]
+    check_output(out_dir, overwrite, SIMULATION, inputs)
     motif_path, tf_motifs, cof_motifs = _motifs_for(config)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)  # leftover of an interrupted run (a name only we use)
-    partial.mkdir(parents=True)
-    try:
-        counts = _simulate_into(partial, config, motif_path, tf_motifs, cof_motifs)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(partial, out_dir)
+    counts = {}
+    write_dir_atomically(out_dir, overwrite, lambda partial: counts.update(
+        _simulate_into(partial, config, motif_path, tf_motifs, cof_motifs)), SIMULATION, inputs)
     return _result(out_dir, config, chrom_sizes_for(config), counts)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from factornet_jax.errors import FactorNetError, InputFileError, StoreError
 from factornet_jax.fasta import file_digest, read_codes, read_fai
+from factornet_jax.outputs import replace_path
 
 GENOME_FORMAT = "factornet-jax/genome"
 CELL_FORMAT = "factornet-jax/cell"
@@ -292,16 +293,9 @@ def _finish(partial, final, group, force):
     attrs["complete"] = True
     attrs["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     group.attrs[ATTR] = attrs
-    old = None
-    if os.path.exists(final):
-        if not force:
-            raise StoreError(f"{final} exists; pass --force to replace it")
-        old = final + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(final, old)
-    os.rename(partial, final)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(final) and not force:
+        raise StoreError(f"{final} exists; pass --force to replace it")
+    replace_path(partial, final)    # build_stores checked that `final` is a store of ours
 
 
 # ---------------------------------------------------------------- interval sets in stores

@@ -28,7 +28,8 @@ from typing import NamedTuple
 import numpy as np
 
 from factornet_jax.config import TrainConfig
-from factornet_jax.errors import ConfigError, FactorNetError
+from factornet_jax.errors import ConfigError, FactorNetError, OutputError
+from factornet_jax.outputs import OutputKind, check_output, protected_reason, replace_path
 from factornet_jax.progress import Progress
 
 CHECKPOINT = "checkpoint"
@@ -110,32 +111,112 @@ def model_config_for(config, stores, tasks):
                        num_tasks=len(tasks), num_meta=len(stores[0].meta_names) if config.meta else 0,
                        use_gencode=config.gencode, kernels=config.kernels,
                        kernel_width=config.kernel_width, recurrent=config.recurrent,
-                       dense=config.dense, dropout=config.dropout, lstm_cell="standard")
+                       dense=config.dense, dropout=config.dropout,
+                       lstm_dropout=config.lstm_dropout, lstm_cell=config.lstm_cell,
+                       signal_transform=config.signal_transform)
 
 
 # ------------------------------------------------------------------ output dir
 
-def prepare_output(config, overwrite):
-    """Create the model dir (process 0 only); True when an unfinished run of this config resumes."""
+# -o DIR trains in DIR itself, so a killed run resumes when the same command runs again.
+# -oc DIR trains in `.DIR.partial` beside it and replaces DIR (atomically, outputs.replace_path)
+# only when the run has finished, so an earlier model in DIR stays complete and loadable until
+# the new one is; a killed -oc run resumes from `.DIR.partial` when the same -oc command runs
+# again. Nothing at all is written before the run's first checkpoint (end of epoch 1), and
+# everything is checked before that: a run that fails early leaves no model dir behind.
+
+def run_dir(config, overwrite) -> Path:
+    """Where the run writes: the model dir itself (-o), or `.NAME.partial` beside it (-oc)."""
     out = Path(config.output)
-    if out.exists() and overwrite:
-        shutil.rmtree(out)
-    elif out.exists():
-        state_path = out / STATE_FILE
-        if not state_path.is_file() and any(out.iterdir()):
-            raise FactorNetError(f"-o {out}: directory exists; use -oc to overwrite it")
-        if state_path.is_file():
-            state = json.loads(state_path.read_text())
-            if state.get("finished"):
-                raise FactorNetError(f"-o {out}: holds a finished run; use -oc to overwrite it")
-            if state.get("run") != config.run_identity():
-                raise FactorNetError(f"-o {out}: holds an unfinished run with other settings; "
-                                     "repeat its command to resume it, or use -oc to overwrite")
-            # checkpoint.old is the committed one if a kill fell between the two renames.
-            return any((out / d / "state.json").is_file() for d in (CHECKPOINT, CHECKPOINT + ".old"))
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / STATE_FILE, {"finished": False, "run": config.run_identity()})
-    return False
+    return out.parent / f".{out.name}.partial" if overwrite else out
+
+
+def _run_state(folder):
+    """The train_state.json of `folder` (a dict), or None when it has none we wrote."""
+    try:
+        state = json.loads((Path(folder) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return state if isinstance(state, dict) and "finished" in state else None
+
+
+def _has_checkpoint(folder):
+    # checkpoint.old is the committed one if a kill fell between the two renames.
+    return any((Path(folder) / d / "state.json").is_file() for d in (CHECKPOINT, CHECKPOINT + ".old"))
+
+
+def _is_run_dir(path):
+    from factornet_jax.modeldir import is_model_dir
+    return is_model_dir(path) or _run_state(path) is not None
+
+
+RUN_DIR = OutputKind("train run", "model directory", recognise=_is_run_dir)
+
+
+def _check_known_settings(folder):
+    """An unfinished run written by a newer factornet-jax (settings we do not know) is an error
+    naming the setting, not a run with "other settings"."""
+    from factornet_jax.modeldir import CONFIG_NAME
+    try:
+        train = json.loads((Path(folder) / CONFIG_NAME).read_text(encoding="utf-8")).get("train")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return
+    if isinstance(train, dict):
+        try:
+            TrainConfig.from_dict(train)
+        except ConfigError as err:
+            raise OutputError(f"{Path(folder) / CONFIG_NAME}: {err}") from None
+
+
+def prepare_output(config, overwrite, inputs=()):
+    """Check the model dir before anything is written (process 0 only); True when an unfinished
+    run of these settings resumes from its checkpoint. Writes nothing; raises OutputError for
+    what may not be written or replaced (outputs.check_output, and the run rules above)."""
+    out, work = Path(config.output), run_dir(config, overwrite)
+    flag = "-oc" if overwrite else "-o"
+    if overwrite:
+        check_output(out, True, RUN_DIR, inputs)        # absent, empty, or a model dir of ours
+        if os.path.lexists(work):
+            check_output(work, True, RUN_DIR, inputs)   # a partial of ours (killed -oc run)
+    reason = protected_reason(out, inputs)
+    state = _run_state(work) if work.is_dir() and not work.is_symlink() and not reason else None
+    if state is None:
+        if not overwrite:
+            check_output(out, False, RUN_DIR, inputs)   # new or empty, or refused
+        return False
+    _check_known_settings(work)
+    if state.get("run") == config.run_identity():
+        if state.get("finished") and not overwrite:
+            raise OutputError(f"-o {out}: holds a finished run; use -oc {out} to replace it, or "
+                              "give a new path")
+        return _has_checkpoint(work)
+    if _has_checkpoint(work) and not overwrite:
+        raise OutputError(f"{flag} {out}: holds an unfinished run with other settings; repeat its "
+                          f"command to resume it, or use -oc {out} to replace it")
+    if state.get("finished") and not overwrite:
+        raise OutputError(f"-o {out}: holds a finished run; use -oc {out} to replace it, or give "
+                          "a new path")
+    return False     # no checkpoint (or an -oc partial): nothing to keep, the run starts afresh
+
+
+def open_run_dir(work, fresh):
+    """The run's first write (process 0): create `work`, emptied first when the run starts
+    afresh (prepare_output found it absent, empty or a run of ours that is not resumed)."""
+    work = Path(work)
+    if fresh and work.exists():
+        if any(work.iterdir()) and not _is_run_dir(work):
+            raise OutputError(f"{work}: other files appeared in the model directory during the "
+                              "first epoch; move them away and run the command again")
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+
+
+def finish_run_dir(config, work, inputs=()):
+    """-oc: the finished run in `work` replaces the model dir (process 0)."""
+    out = Path(config.output)
+    if Path(work) != out:
+        check_output(out, True, RUN_DIR, inputs)        # still ours (or absent) after the run
+        replace_path(work, out)
 
 
 def _write_json(path, data):
@@ -271,21 +352,48 @@ def validation_metrics(probs, labels, weights):
             "valid_auprc": float(np.mean(scores)) if scores else float("nan")}
 
 
+# ------------------------------------------------------------------ early stopping
+
+def early_stopping_update(record, valid_loss, epoch, patience):
+    """Keras 1 EarlyStopping + ModelCheckpoint(save_best_only) on the loop `record` (updated).
+
+    A lower validation loss is an improvement (wait = 0); otherwise wait grows by one, and
+    training stops once wait exceeds `patience`: after patience + 1 epochs without
+    improvement (Keras 1 checks `wait >= patience` before incrementing). Returns
+    (improved, stop).
+    """
+    best = record["best_valid_loss"]
+    improved = best is None or valid_loss < best
+    if improved:
+        record.update(best_valid_loss=valid_loss, best_epoch=epoch, wait=0)
+    else:
+        record["wait"] += 1
+    return improved, record["wait"] > patience
+
+
 # ------------------------------------------------------------------ the loop
 
-def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
-    """Train a FactorNet model as `config` says; writes and returns the model dir's results."""
+def train_and_evaluate(config: TrainConfig, overwrite=False, log=print, on_epoch_end=None):
+    """Train a FactorNet model as `config` says; writes and returns the model dir's results.
+
+    `on_epoch_end(entry, params)`, when given, is called after each epoch with its history
+    entry (dict) and the parameters (host arrays) it ended with; benchmarks/learning_curves.py
+    scores a held-out cell line with it.
+    """
     import jax
-    import optax
 
     from factornet_jax import modeldir
     from factornet_jax.batch_processes import batch_workers
     from factornet_jax.model import check_lstm_backend, init_params, make_model
+    from factornet_jax.optimizer import KERAS1_ADAM, keras1_adam
     from factornet_jax.pipeline import BatchAssembler, BatchLoader, BatchSpec, TrainingData
 
     t_start = time.perf_counter()
     if config.recurrent > 0:
-        check_lstm_backend(config.lstm_backend, "standard")
+        check_lstm_backend(config.lstm_backend, config.lstm_cell)
+        if config.lstm_backend == "cudnn" and config.lstm_dropout > 0:
+            raise ConfigError("--lstm cudnn cannot apply the BiLSTM's input/recurrent dropout; "
+                              "train with --lstm scan, or add --lstm-dropout 0")
     stores = open_stores(config.inputs, config.stores_dir, "-i")
     valid_stores = open_stores(config.valid_inputs, config.stores_dir, "-vi") if config.valid_inputs else stores
     if valid_stores is not stores:
@@ -308,34 +416,45 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
                           f"count ({n_devices})")
     n_proc, pid = jax.process_count(), jax.process_index()
     is_writer = pid == 0
-    resume = prepare_output(config, overwrite) if is_writer else False
-    if n_proc > 1:  # every process resumes (or not) as process 0 decided, after it prepared
+    # prepare_output only checks: the first write comes at the end of epoch 1, after everything
+    # below (examples, model, motifs) has been checked too.
+    inputs = [*config.inputs, *config.valid_inputs, config.motif_db,
+              *{p for s in [*stores, *valid_stores] for p in (s.path, s.genome.path)}]
+    resume = prepare_output(config, overwrite, inputs) if is_writer else False
+    if n_proc > 1:  # every process resumes (or not) as process 0 decided
         from jax.experimental import multihost_utils
         resume = bool(multihost_utils.broadcast_one_to_all(np.int32(resume)))
 
-    data = TrainingData(stores, train_chroms, config.seq_len, config.factor, config.negatives, config.seed)
+    data = TrainingData(stores, train_chroms, config.seq_len, config.factor, config.negatives, config.seed,
+                        shift=config.shift)
     valid_data = TrainingData(valid_stores, list(config.valid_chroms), config.seq_len, config.factor,
-                              config.negatives, config.seed, role="validation")
+                              config.negatives, config.seed, role="validation", shift=config.shift)
     tasks = data.tasks
-    valid_examples = valid_data.examples(np.random.default_rng([config.seed, 1 << 20]), jitter=False)
+    valid_examples = valid_data.validation_examples()
     model_cfg = model_config_for(config, stores, tasks)
     features = ["bigwig"] + (["meta"] if config.meta else []) + (["gencode"] if config.gencode else [])
-    model_dir = Path(config.output)
-    if is_writer:
+    model_dir = run_dir(config, overwrite)
+
+    def start_model_dir():
+        """The first write of the run (process 0, at its first checkpoint): config.json first,
+        so the folder is recognisably ours from its first file."""
+        open_run_dir(model_dir, fresh=not resume)
         modeldir.write_config(model_dir, modeldir.make_config(
             model_cfg, tasks, stores[0].track_names, stores[0].meta_names if config.meta else (),
             features, train={**config.to_dict(), "model_type": config.model_type},
             stores=[{"path": s.path, "fingerprint": s.genome.fingerprint} for s in stores]))
         modeldir.write_factornet_files(model_dir, tasks, stores[0].track_names,
                                        stores[0].meta_names if config.meta else (), features)
+        _write_json(model_dir / STATE_FILE, {"finished": False, "run": config.run_identity()})
 
     model = make_model(model_cfg, config.lstm_backend)
     params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
     if config.motif:
         params = _inject_motifs(params, config, tasks, log)
-    tx = optax.adam(config.learning_rate)
+    tx = keras1_adam(config.learning_rate, **KERAS1_ADAM)
     mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
     train_step, eval_step, data_sharding, replicated = make_steps(model, tx, mesh, config.compute_dtype)
+    started = resume        # the model dir exists already (nothing is written before epoch 1 ends)
     state = TrainState(params, tx.init(params), np.int32(0))
     record = {"epoch": 0, "best_valid_loss": None, "best_epoch": None, "wait": 0, "history": []}
     if resume:
@@ -353,7 +472,7 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
         loader_args["workers"] = workers
         history = record["history"]
         # A run resumed after the checkpoint of its early-stopping epoch does not train on.
-        stopped_early = record["wait"] >= config.patience
+        stopped_early = record["wait"] > config.patience
         for epoch in range(config.epochs if stopped_early else record["epoch"], config.epochs):
             t0 = time.perf_counter()
             examples = data.epoch_examples(epoch)
@@ -376,8 +495,9 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
             if not math.isfinite(train_loss):
                 raise FactorNetError(f"training loss became {train_loss} in epoch {epoch + 1}; the last "
                                      f"good checkpoint is kept in {model_dir}; lower -lr and run with -oc")
-            probs, labels, weights = _predict_examples(eval_step, state.params, valid_stores, valid_examples,
-                                                       config.batch_size, spec, loader_args, data_sharding)
+            probs, labels, weights = _predict_examples(
+                eval_step, state.params, valid_stores, valid_data.epoch_validation(valid_examples, epoch),
+                config.batch_size, spec, loader_args, data_sharding)
             metrics = validation_metrics(probs, labels, weights)
             if not math.isfinite(metrics["valid_loss"]):
                 raise FactorNetError(f"validation loss became {metrics['valid_loss']} in epoch {epoch + 1}; "
@@ -389,13 +509,12 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
                      "samples_per_second": round(n_samples / max(train_seconds, 1e-9), 1),
                      "train_samples": n_samples}
             history.append(entry)
-            improved = record["best_valid_loss"] is None or metrics["valid_loss"] < record["best_valid_loss"]
-            if improved:
-                record.update(best_valid_loss=metrics["valid_loss"], best_epoch=epoch + 1, wait=0)
-            else:
-                record["wait"] += 1
+            improved, stop = early_stopping_update(record, metrics["valid_loss"], epoch + 1, config.patience)
             record["epoch"] = epoch + 1
             if is_writer:
+                if not started:
+                    start_model_dir()
+                    started = True
                 if improved:
                     modeldir.save_params(model_dir / "best.npz", jax.device_get(state.params))
                 modeldir.write_history(model_dir, history)
@@ -405,13 +524,16 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print):
                 f"valid auPRC {'n/a' if auprc is None else f'{auprc:.3f}'}, "
                 f"{entry['samples_per_second']:.0f} samples/s"
                 + (" *" if improved else ""))
-            if record["wait"] >= config.patience:
+            if on_epoch_end is not None:
+                on_epoch_end(entry, jax.device_get(state.params))
+            if stop:
                 stopped_early = True
                 break
     if is_writer:
         modeldir.save_params(model_dir / "final.npz", jax.device_get(state.params))
         _write_json(model_dir / STATE_FILE, {"finished": True, "run": config.run_identity()})
-    return TrainResult(str(model_dir), history, record["best_epoch"], record["best_valid_loss"],
+        finish_run_dir(config, model_dir, inputs)
+    return TrainResult(str(config.output), history, record["best_epoch"], record["best_valid_loss"],
                        stopped_early, time.perf_counter() - t_start)
 
 
@@ -430,35 +552,26 @@ def _predict_examples(eval_step, params, stores, examples, batch_size, spec, loa
 def _inject_motifs(params, config, tasks, log):
     """-mo: each TF's canonical motif and its reverse complement into a pair of kernels (the
     TF of a single-task model: kernels 0 and 1; multi-task: TF t into 2t, 2t + 1 while kernels
-    last). A TF without a motif in the database is a warning, not an error."""
-    from factornet_jax.meme import find_motif, read_meme
+    last). The motif is the one FactorNet would take (`meme.factornet_motif`); a TF without
+    one is a warning, not an error (FactorNet skipped it silently)."""
+    from factornet_jax.meme import factornet_motif, read_meme
     from factornet_jax.model import inject_motif
     path = config.motif_db or _default_motif_db()
-    if path is None:
-        log("warning: -mo given but no motif database found; pass --motif-db MEME", file=sys.stderr)
-        return params
     motifs = read_meme(path)
     n_kernels = np.shape(params["conv"]["kernel"])[-1]
     for t, tf in enumerate(tasks[: n_kernels // 2]):
-        try:
-            motif = find_motif(motifs, tf)
-        except FactorNetError:
-            log(f"warning: no motif for {tf} in {path}; kernels {2 * t}, {2 * t + 1} left random",
-                file=sys.stderr)
+        motif = factornet_motif(motifs, tf)
+        if motif is None:
+            log(f"warning: -mo: no motif named {tf} (last word of a MOTIF line) in {path}; kernels "
+                f"{2 * t}, {2 * t + 1} left random; pass --motif-db MEME", file=sys.stderr)
             continue
         log(f"-mo: kernels {2 * t} and {2 * t + 1} start from motif {motif.name} of {tf} and its "
-            "reverse complement")
+            "reverse complement", file=sys.stderr)
         params = inject_motif(params, motif.pwm, first=2 * t)
     return params
 
 
 def _default_motif_db():
-    from importlib import resources
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "resources" / "HOCOMOCOv9.meme"
-    if shared.is_file():
-        return str(shared)
-    bundled = resources.files("factornet_jax") / "data"
-    for entry in bundled.iterdir() if bundled.is_dir() else []:
-        if entry.name.endswith(".meme"):
-            return str(entry)
-    return None
+    """The packaged HOCOMOCO v9 motifs (reference_files), as a path string."""
+    from factornet_jax.reference_files import default_motif_db
+    return str(default_motif_db())

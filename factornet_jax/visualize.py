@@ -23,7 +23,10 @@ A kernel with no positive activation anywhere has no sites: it is left out of th
 files, the logos and the matches, its rows of the mean-signal arrays are NaN, and the
 summary names it.
 
-Output folder (written as ``OUT.partial`` and renamed into place last)::
+Output folder (written as a hidden ``.OUT.partial-*`` beside it and swapped into place last,
+``outputs.write_dir_atomically``)::
+
+    .factornet-output.json     marks the folder as visualize output (what -oc may replace)
 
     motifs.txt                 MEME: one motif "kernel_<k>" per conv kernel with sites, nsites=
     motifs2.txt                MEME: the same for the position-dense layer
@@ -49,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from factornet_jax.errors import FactorNetError
-from factornet_jax.outputs import check_out_dir, write_dir_atomically
+from factornet_jax.outputs import VISUALIZATION, check_output, write_dir_atomically
 
 LAYERS = ("conv", "position_dense")
 LAYER_SUFFIX = {"conv": "", "position_dense": "2"}   # motifs.txt / motifs2.txt etc.
@@ -451,14 +454,12 @@ def write_outputs(folder, sites_by_layer, track_names, database):
 
 
 def _load_database(motif_db):
-    """(path, motifs) of the motif database: `motif_db`, else the default; (None, None) if none."""
+    """(path, motifs) of the motif database: `motif_db`, else the packaged HOCOMOCO v9."""
     from factornet_jax.meme import read_meme
+    from factornet_jax.reference_files import default_motif_db
 
     if motif_db is None:
-        from factornet_jax.training import _default_motif_db
-        motif_db = _default_motif_db()
-        if motif_db is None:
-            return None, None
+        motif_db = default_motif_db()
     motifs = read_meme(motif_db)
     if not motifs:
         raise FactorNetError(f"--motif-db {motif_db}: no motifs in the file")
@@ -474,9 +475,9 @@ def visualize(cell_store, model_dir, bed_path, out_dir, chrom="chr11", motif_db=
     cell_store : cell store path (or a cell folder built into `stores_dir`)
     model_dir : model directory (best.npz, else final.npz)
     bed_path : BED/narrowPeak whose intervals on `chrom` give the windows
-    out_dir : output folder (refused if it exists unless `overwrite`)
-    motif_db : MEME file to match against (default: HOCOMOCO via training._default_motif_db;
-        no matches.tsv when none is found)
+    out_dir : output folder (outputs.check_output: a new one, or with `overwrite` (-oc) an
+        earlier visualize folder, replaced atomically)
+    motif_db : MEME file to match against (default: the packaged HOCOMOCO v9)
     batch_size : windows per compiled call
 
     Returns
@@ -490,7 +491,8 @@ def visualize(cell_store, model_dir, bed_path, out_dir, chrom="chr11", motif_db=
     from factornet_jax.training import resolve_store
 
     began = time.perf_counter()
-    check_out_dir(out_dir, overwrite)                         # fail before the long part
+    inputs = (cell_store, model_dir, bed_path, motif_db)
+    check_output(out_dir, overwrite, VISUALIZATION, inputs)   # fail before the long part
     if int(batch_size) < 1:
         raise FactorNetError(f"--batch {batch_size}: must be at least 1")
     model = load_model(model_dir)
@@ -516,7 +518,8 @@ def visualize(cell_store, model_dir, bed_path, out_dir, chrom="chr11", motif_db=
     with Progress(f"visualize {chrom}", total=len(starts), unit="windows") as bar:
         sites = collect_sites(store, model, chrom, starts, batch_size, progress=bar)
     write_dir_atomically(out_dir, overwrite,
-                     lambda folder: write_outputs(folder, sites, cfg.track_names, database))
+                         lambda folder: write_outputs(folder, sites, cfg.track_names, database),
+                         VISUALIZATION, inputs + (store.path,))
     return VisualizeSummary(
         out_dir=str(out_dir), chrom=chrom, n_intervals=n_on, n_windows=int(len(starts)),
         n_off_chrom=n_off, kernels=cfg.kernels, kernel_width=cfg.kernel_width,

@@ -9,6 +9,5 @@ fetch https://hgdownload.soe.ucsc.edu/goldenPath/hg19/encodeDCC/wgEncodeMapabili
       wgEncodeDacMapabilityConsensusExcludable.bed.gz
 fetch https://hgdownload.soe.ucsc.edu/goldenPath/hg19/encodeDCC/wgEncodeMapability/wgEncodeDukeMapabilityUniqueness35bp.bigWig \
       wgEncodeDukeMapabilityUniqueness35bp.bigWig
-echo "FactorNet's blacklist, GENCODE annotations and HOCOMOCO motifs: copy them from the"
-echo "FactorNet release (github.com/uci-cbcl/FactorNet, resources/); DNase bigWigs and peaks"
-echo "come from the ENCODE-DREAM challenge (Synapse syn6131484)."
+echo "FactorNet's blacklist, GENCODE annotations and HOCOMOCO motifs are in this folder already"
+echo "(README.md); DNase bigWigs and peaks come from the ENCODE-DREAM challenge (Synapse syn6131484)."

@@ -25,7 +25,7 @@ def demo_run(tmp_path_factory):
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "factornet_jax", "demo", "--out", str(out), "--genome-mb", "2",
+        [sys.executable, "-m", "factornet_jax", "demo", "-o", str(out), "--genome-mb", "2",
          "--epochs", "1", "--max-steps", "5"],
         capture_output=True, text=True, env=env, timeout=2 * TIME_LIMIT_S)
     return {"out": out, "proc": proc, "seconds": time.perf_counter() - t0}
@@ -50,8 +50,10 @@ def test_demo_runs_end_to_end_quickly(demo_run):
     proc = demo_run["proc"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert demo_run["seconds"] < TIME_LIMIT_S
-    for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]", "demo finished"):
-        assert stage in proc.stdout
+    for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):   # progress: stderr
+        assert stage in proc.stderr and stage not in proc.stdout
+    assert "epoch 1:" in proc.stderr and "epoch 1:" not in proc.stdout
+    assert "demo finished" in proc.stdout                              # results: stdout
     # the metrics table is printed: header and one row per test chromosome
     header = next(line for line in proc.stdout.splitlines() if line.startswith("prediction"))
     assert header.split()[:4] == ["prediction", "chroms", "auROC", "auPRC"]
@@ -112,8 +114,9 @@ def test_demo_refuses_existing_output(tmp_path, capsys):
     from factornet_jax.cli import build_parser, run_command
 
     (tmp_path / "keep.txt").write_text("user data\n")
-    code = run_command(build_parser(only=("demo",)), ["demo", "--out", str(tmp_path)])
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "--overwrite" in err and len(err.strip().splitlines()) == 1
+    for flag in ("-o", "-oc"):
+        code = run_command(build_parser(only=("demo",)), ["demo", flag, str(tmp_path)])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "not a demo folder" in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "keep.txt").read_text() == "user data\n"

@@ -78,6 +78,20 @@ CASES = {
     "model_dir_no_config": "predict -m names a directory without config.json",
     "model_params_pickled": "predict -m: best.npz holds a pickled object array",
     "predict_bed_unknown_chrom": "predict -b BED line on a chromosome the store lacks",
+    # outputs (tests/test_outputs_safety.py): -o / -oc never destroy what factornet did not write
+    "output_oc_foreign_folder": "-oc names a non-empty folder that factornet did not write",
+    "output_o_ours_exists": "-o names an earlier output of the same command",
+    "output_file_for_folder": "-o names a file where a folder is expected",
+    "output_oc_current_folder": "-oc names the current folder",
+    "output_oc_home": "-oc names the home folder",
+    "output_oc_holds_input": "-oc names a folder that holds one of the inputs",
+    "output_oc_input_store": "train -oc names the cell store given to -i",
+    "output_predict_foreign_file": "predict -oc names a file that factornet did not write",
+    "output_predict_foreign_bigwig": "predict -oc --bigwig names a bigWig that factornet did not write",
+    "output_store_path_foreign": "preprocess build --genome-store names a folder that is not a store",
+    "train_finished_run": "train -o names a finished run",
+    "train_newer_settings": "train -o resumes a run whose config.json has a setting we do not know",
+    "model_newer_settings": "predict -m: config.json's model has a setting we do not know",
 }
 
 _recorded = {}
@@ -500,7 +514,7 @@ def test_train_output_exists(tmp_path, tiny_stores, capsys, places):
     out.mkdir()
     (out / "notes.txt").write_text("mine\n")
     expect_error("train_output_exists", train_argv(tiny_stores["cell_stores"][0], out), capsys, places,
-                 names=["-o", out, "-oc"])
+                 names=["-o", out, "not a model directory"])
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 

@@ -226,24 +226,25 @@ def test_chroms_restricts_and_orders_the_set(dataset):
     # without --relaxed nothing is ambiguous: relaxed-only bins count as unbound
     assert pred["all"]["n_ambiguous"] == 0
     assert pred["all"]["n_bound"] + pred["all"]["n_unbound"] == truth.size
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "metrics.tsv"]
+    assert sorted(p.name for p in out.iterdir()) == [".factornet-output.json", "metrics.json",
+                                                     "metrics.tsv"]
 
 
 # ---------------------------------------------------------------- errors and the report folder
 
 def test_existing_report_dir_needs_oc(dataset, capsys):
     out = dataset["tmp"] / "report"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
     base = ["-p", str(dataset["files"][0]), "--peaks", str(dataset["peaks"]), "--no-plots"]
+    assert cli(base + ["-o", str(out)]) == 0
+    (out / "stale.txt").write_text("old")
     assert cli(base + ["-o", str(out)]) == 2
-    assert "already exists; use -oc" in capsys.readouterr().err
-    assert cli(base + ["-o", str(out), "-oc"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "metrics.tsv"]
-    # FactorNet's form: -oc DIR
+    assert f"report folder exists; use -oc {out}" in capsys.readouterr().err
     assert cli(base + ["-oc", str(out)]) == 0
-    assert cli(base) == 2
-    assert "give -o REPORT_DIR" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [".factornet-output.json", "metrics.json",
+                                                     "metrics.tsv"]
+    with pytest.raises(SystemExit):                 # no output: argparse says -o or -oc is required
+        cli(base)
+    assert "-o/--outputdir -oc/--outputdirc" in capsys.readouterr().err
 
 
 def test_failure_leaves_no_report_behind(dataset, monkeypatch):

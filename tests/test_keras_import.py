@@ -200,7 +200,7 @@ def test_cli_writes_a_model_dir_and_respects_oc(tmp_path, capsys):
     model = modeldir.load_model(out)
     assert model.track_names == ["DGF"] and model.tfs == ["EGR1"]
     assert run_cli(["import-keras", str(source), "-o", str(out)]) == 2
-    assert "exists; use -oc" in capsys.readouterr().err
+    assert f"model directory exists; use -oc {out}" in capsys.readouterr().err
     (out / "stale.txt").write_text("old")
     assert run_cli(["import-keras", str(source), "-oc", str(out)]) == 0
     assert not (out / "stale.txt").exists() and (out / "best.npz").is_file()

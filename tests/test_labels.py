@@ -13,7 +13,7 @@ from factornet_jax.errors import FactorNetError
 from factornet_jax.intervals import IntervalSet
 from factornet_jax.labels import (
     BIN_SIZE, GENCODE_FEATURES, STRIDE, BinSet, exclusion_zone, gencode_flags,
-    jitter_positive_bins, multitask_bins, multitask_negative_exclusion, sample_negative_bins,
+    multitask_bins, multitask_negative_exclusion, sample_negative_bins,
     singletask_negative_exclusion, singletask_positives, window_starts,
 )
 
@@ -143,9 +143,11 @@ def test_negatives_never_touch_excluded(excluded_rows, seed):
 def test_negative_exclusion_helpers():
     sizes = {"c1": 10_000}
     zone = iset([("c1", 0, 1_000), ("c1", 9_000, 10_000)])
-    pos = BinSet(np.array(["c1", "c1"]), np.array([3_000, 3_050]), np.ones((2, 1), np.uint8))
-    ex = multitask_negative_exclusion(pos, zone)
-    assert [x.tolist() for x in ex.get("c1")] == [[0, 3_000, 9_000], [1_000, 3_250, 10_000]]
+    # multi-task: all TFs' peaks merged and widened by 200 bp (FactorNet merged_chip_slop_bed)
+    tf_a = iset([("c1", 3_000, 3_100)])
+    tf_b = iset([("c1", 3_050, 3_250), ("c1", 6_000, 6_010), ("chrUn", 1, 2)])
+    ex = multitask_negative_exclusion([tf_a, tf_b], zone, sizes)
+    assert [x.tolist() for x in ex.get("c1")] == [[0, 2_800, 5_800, 9_000], [1_000, 3_450, 6_210, 10_000]]
     relaxed = iset([("c1", 5_000, 5_300), ("chrUn", 1, 2)])
     ex = singletask_negative_exclusion(relaxed, zone, sizes)
     assert [x.tolist() for x in ex.get("c1")] == [[0, 4_800, 9_000], [1_000, 5_500, 10_000]]
@@ -156,38 +158,19 @@ def test_negative_exclusion_helpers():
     assert ((neg.starts > 4_600) & (neg.starts < 5_500)).sum() == 0
 
 
-def test_singletask_positives_and_jitter():
+def test_singletask_positives_keep_peaks_clear_of_the_zone():
     peaks = np.zeros(5, PEAK_DTYPE)
     peaks["chrom"] = ["c1", "c1", "c2", "c1", "c1"]
     peaks["start"] = [1_000, 2_000, 1_000, 1_150, 5_000]
     peaks["end"] = [1_101, 2_500, 1_200, 1_250, 5_400]
     exclude = iset([("c1", 0, 950), ("c1", 5_390, 5_400)])
     chroms, mids, widths = singletask_positives(peaks, ["c1"], exclude)
-    # peak 0: width 101, mid 1050, bin [950, 1150) touches nothing; peak 1 fine;
-    # peak 2 on c2 dropped; peak 3 fine; peak 4 overlaps the zone.
+    # peak 2 on c2 dropped; peak 4 overlaps the zone (FactorNet: intersect -v on the peak itself)
     assert chroms.tolist() == ["c1", "c1", "c1"]
     assert mids.tolist() == [1_050, 2_250, 1_200] and widths.tolist() == [101, 500, 100]
-    # a narrow peak whose centred bin would reach the zone is dropped too
-    assert len(singletask_positives(peaks[:1], ["c1"], iset([("c1", 900, 951)]))[0]) == 0
-
-    rng = np.random.default_rng(0)
-    starts = np.stack([jitter_positive_bins(rng, chroms, mids, widths) for _ in range(2_000)])
-    assert (starts[:, 0] == 950).all() and (starts[:, 2] == 1_100).all()  # narrower: centred
-    wide = starts[:, 1]  # peak [2000, 2500): bin start in [2000, 2300], all reached
-    assert wide.min() == 2_000 and wide.max() == 2_300 and len(np.unique(wide)) > 250
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 700)), min_size=1, max_size=20),
-       st.integers(0, 2**32))
-def test_jitter_keeps_bins_inside_peaks(peaks, seed):
-    starts = np.array([s for s, _ in peaks], np.int64)
-    widths = np.array([w for _, w in peaks], np.int64)
-    mids = starts + widths // 2  # == (start + end) // 2
-    bins = jitter_positive_bins(np.random.default_rng(seed), np.full(len(peaks), "c1"), mids, widths)
-    wide = widths >= 200
-    assert (bins[wide] >= starts[wide]).all() and (bins[wide] + 200 <= starts[wide] + widths[wide]).all()
-    assert (bins[~wide] == mids[~wide] - 100).all()
+    # only the peak's own span counts, not the bin centred on it
+    assert len(singletask_positives(peaks[:1], ["c1"], iset([("c1", 900, 951)]))[0]) == 1
+    assert len(singletask_positives(peaks[:1], ["c1"], iset([("c1", 900, 1_001)]))[0]) == 0
 
 
 def test_gencode_flags_and_window_starts():

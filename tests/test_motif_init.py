@@ -1,4 +1,5 @@
-"""-mo: canonical motifs start in pairs of first-layer kernels; a missing motif only warns."""
+"""-mo: canonical motifs start in pairs of first-layer kernels; a missing motif only warns; the
+motif is the one FactorNet's load_motif_db would key by the TF name (last MOTIF word, last wins)."""
 import numpy as np
 
 from factornet_jax.config import TrainConfig
@@ -10,7 +11,9 @@ from factornet_jax.training import _inject_motifs
 def test_each_tf_motif_goes_into_its_kernel_pair(tmp_path):
     pwm_a = np.eye(4)[[0, 1, 2, 3, 3, 2]] * 0.97 + 0.0075
     pwm_b = np.eye(4)[[2, 2, 0, 1, 1]] * 0.97 + 0.0075
-    write_meme(tmp_path / "db.meme", [Motif("TFA_HUMAN", None, pwm_a), Motif("TFB_HUMAN", None, pwm_b)])
+    decoy = np.full((6, 4), 0.25)
+    write_meme(tmp_path / "db.meme", [Motif("TFA_f1", "TFA", decoy), Motif("TFA_f2", "tfa", pwm_a),
+                                      Motif("NOPE_HUMAN", None, decoy), Motif("TFB", None, pwm_b)])
     cfg = ModelConfig(seq_len=100, track_names=("DGF",), num_tasks=3, kernels=5, kernel_width=8,
                       recurrent=2, dense=4)
     params = init_params(cfg, 0)
@@ -19,9 +22,9 @@ def test_each_tf_motif_goes_into_its_kernel_pair(tmp_path):
     out = _inject_motifs(params, config, ["TFA", "NOPE", "TFB"], lambda m, **k: messages.append(m))
     kernel = np.asarray(out["conv"]["kernel"])
     np.testing.assert_allclose(kernel[:, :4, 0], motif_kernel(pwm_a, 8))
-    np.testing.assert_allclose(kernel[:, :4, 1], motif_kernel(pwm_a, 8)[::-1, ::-1])
+    np.testing.assert_allclose(kernel[:, :4, 1], motif_kernel(pwm_a[::-1, ::-1], 8))
     assert np.all(kernel[:, 4:, :2] == 0)                       # signal channels cleared
     np.testing.assert_array_equal(kernel[:, :, 2:4], np.asarray(params["conv"]["kernel"])[:, :, 2:4])
     # TFB would need kernels 4 and 5: only 5 kernels, so it is not injected
     np.testing.assert_array_equal(kernel[:, :, 4], np.asarray(params["conv"]["kernel"])[:, :, 4])
-    assert any("no motif for NOPE" in m for m in messages)
+    assert any("no motif named NOPE" in m for m in messages)   # NOPE_HUMAN is not NOPE

@@ -183,7 +183,7 @@ def test_multitask_examples_match_oracle(toy, toy_stores):
     chroms = ["chr1", "chr2"]
     data = TrainingData(toy_stores, chroms, SEQ_LEN, factor=None, seed=3)
     assert data.tasks == list(TOY_TFS)
-    examples = data.epoch_examples(0)
+    examples = data.examples(np.random.default_rng(0), shift=False)
     assert examples.labels.shape == (len(examples), 2) and examples.labels.dtype == np.uint8
     for k, cell in enumerate(TOY_META):
         oracle = oracle_multitask_positives(toy, cell, chroms)
@@ -194,20 +194,53 @@ def test_multitask_examples_match_oracle(toy, toy_stores):
                for c, s, lab in zip(ex_chroms[is_pos], ex_starts[is_pos], ex_labels[is_pos])}
         assert is_pos.sum() == len(oracle), "a positive bin appears twice or a bin is missing"
         assert got == oracle
-        # negatives: as many as positives, all-zero labels, clear of zone + positive bins
+        # negatives: as many as positives, all-zero labels, clear of the zone and of every TF's
+        # peaks widened by 200 bp (FactorNet: merged_chip_slop_bed.cat(blacklist))
         neg_chroms, neg_starts = ex_chroms[~is_pos], ex_starts[~is_pos]
         assert len(neg_starts) == len(oracle)
         assert not ex_labels[~is_pos].any()
         for chrom in chroms:
             size = toy["sizes"][chrom]
             forbidden = zone_mask(toy, chrom).copy()
-            for (c, s) in oracle:
-                if c == chrom:
-                    forbidden[s:s + 200] = True
+            for tf in TOY_TFS:
+                for a, b in toy["peaks"][cell][tf][chrom]:
+                    forbidden[max(a - 200, 0):b + 200] = True
             starts = neg_starts[neg_chroms == chrom]
             assert ((starts >= 0) & (starts + 200 <= size)).all()
             assert (window_sum(forbidden, starts) == 0).all()
     assert set(examples.chrom) <= set(chroms)
+
+
+def test_multitask_windows_shift_by_up_to_20_bp_each_read(toy_stores):
+    """FactorNet shift_size = 20: every multi-task row, positive or negative, training or
+    validation, moves by a uniform integer in [-20, 20] each time it is read."""
+    from factornet_jax.pipeline import TrainingData
+    data = TrainingData(toy_stores, ["chr1", "chr2"], SEQ_LEN, factor=None, seed=3)
+    fixed = data.examples(np.random.default_rng(7), shift=False)
+    moved = data.examples(np.random.default_rng(7))
+    np.testing.assert_array_equal(moved.chrom, fixed.chrom)
+    np.testing.assert_array_equal(moved.labels, fixed.labels)
+    offsets = moved.bin_start - fixed.bin_start
+    np.testing.assert_array_equal(moved.feature_start, fixed.bin_start)   # GENCODE flags: unshifted bin
+    assert len(offsets) >= 600
+    for rows in (fixed.labels.any(axis=1), ~fixed.labels.any(axis=1)):   # positives, negatives
+        assert set(offsets[rows].tolist()) <= set(range(-20, 21))
+    assert set(offsets.tolist()) == set(range(-20, 21))
+    # validation: drawn once, unshifted; each epoch reads it with a fresh shift
+    valid = data.validation_examples()
+    e0, e1 = data.epoch_validation(valid, 0), data.epoch_validation(valid, 1)
+    np.testing.assert_array_equal(e0.labels, valid.labels)
+    assert set((e0.bin_start - valid.bin_start).tolist()) == set(range(-20, 21))
+    assert not np.array_equal(e0.bin_start, e1.bin_start)
+    np.testing.assert_array_equal(data.epoch_validation(valid, 1).bin_start, e1.bin_start)
+    # --shift 0 turns it off
+    still = TrainingData(toy_stores, ["chr1", "chr2"], SEQ_LEN, factor=None, seed=3, shift=0)
+    np.testing.assert_array_equal(still.examples(np.random.default_rng(7)).bin_start,
+                                  still.examples(np.random.default_rng(7), shift=False).bin_start)
+    # single-task rows never shift this way (their positives jitter instead)
+    single = TrainingData(toy_stores, ["chr2"], SEQ_LEN, factor="TFA", seed=3)
+    v = single.validation_examples()
+    np.testing.assert_array_equal(single.epoch_validation(v, 4).bin_start, v.bin_start)
 
 
 def test_epoch_examples_deterministic_per_seed_and_epoch(toy, toy_stores):
@@ -230,13 +263,10 @@ def test_epoch_examples_deterministic_per_seed_and_epoch(toy, toy_stores):
 # ------------------------------------------------------------------ TrainingData, single-task
 
 def _usable_peaks(toy, cell, tf, chrom):
-    """Conservative peaks whose span widened to the centred bin misses the zone."""
+    """Conservative peaks whose own span misses the zone (FactorNet: intersect -v blacklist)."""
     rows = toy["peaks"][cell][tf][chrom]
-    mids = (rows[:, 0] + rows[:, 1]) // 2
-    lo = np.minimum(rows[:, 0], mids - 100)
-    hi = np.maximum(rows[:, 1], mids + 100)
     zone = zone_mask(toy, chrom)
-    keep = np.array([not zone[a:b].any() for a, b in zip(lo, hi)])
+    keep = np.array([not zone[a:b].any() for a, b in rows])
     return rows[keep]
 
 
@@ -258,21 +288,18 @@ def test_singletask_examples_match_oracle(toy, toy_stores, negatives):
             n_pos += len(usable)
             starts = ex_starts[pos & (ex_chroms == chrom)]
             assert len(starts) == len(usable)
-            # every jittered bin lies inside a usable peak (narrow peaks: the centred bin)
-            wide = usable[usable[:, 1] - usable[:, 0] >= 200]
-            narrow = usable[usable[:, 1] - usable[:, 0] < 200]
-            centred = set(((narrow[:, 0] + narrow[:, 1]) // 2 - 100).tolist())
-            inside = ((wide[:, 0][None, :] <= starts[:, None])
-                      & (starts[:, None] + 200 <= wide[:, 1][None, :])).any(axis=1)
-            assert all(i or int(s) in centred for i, s in zip(inside, starts))
-            # negatives: clear of zone and of relaxed + conservative peaks widened by 200 bp
+            # every jittered bin is within FactorNet's reach of a usable peak's centred bin:
+            # |start - (mid - 100)| <= end - (mid - 100) - 76
+            mids = (usable[:, 0] + usable[:, 1]) // 2
+            reach = usable[:, 1] - (mids - 100) - 76
+            near = (np.abs(starts[:, None] - (mids - 100)[None, :]) <= reach[None, :]).any(axis=1)
+            assert near.all()
+            # negatives: clear of the zone and of the relaxed peaks widened by 200 bp (the
+            # conservative ones where the cell has no relaxed file)
             forbidden = zone_mask(toy, chrom).copy()
-            peak_sets = [toy["peaks"][cell][tf]]
-            if toy["relaxed"][cell] is not None:
-                peak_sets.append(toy["relaxed"][cell][tf])
-            for peak_set in peak_sets:
-                for a, b in peak_set[chrom]:
-                    forbidden[max(a - 200, 0):b + 200] = True
+            relaxed = toy["relaxed"][cell]
+            for a, b in (relaxed[tf][chrom] if relaxed is not None else usable):
+                forbidden[max(a - 200, 0):b + 200] = True
             neg = ex_starts[~pos & (ex_chroms == chrom)]
             assert ((neg >= 0) & (neg + 200 <= size)).all()
             assert (window_sum(forbidden, neg) == 0).all()
@@ -287,8 +314,14 @@ def test_singletask_jitter_changes_between_epochs(toy, toy_stores):
     pos0 = np.sort(data.epoch_examples(0).bin_start[data.epoch_examples(0).labels[:, 0] == 1])
     pos1 = np.sort(data.epoch_examples(1).bin_start[data.epoch_examples(1).labels[:, 0] == 1])
     assert len(pos0) == len(pos1) and not np.array_equal(pos0, pos1)
-    fixed = data.examples(np.random.default_rng(0), jitter=False)
+    epoch = data.epoch_examples(0)
+    positives = epoch.labels[:, 0] == 1
+    moved = epoch.bin_start[positives] != epoch.feature_start[positives]
+    assert moved.mean() > 0.9                       # jittered, but GENCODE flags of the centred bin
     usable = _usable_peaks(toy, "ToyA", "TFA", "chr2")
+    np.testing.assert_array_equal(np.sort(epoch.feature_start[positives]),
+                                  np.sort((usable[:, 0] + usable[:, 1]) // 2 - 100))
+    fixed = data.validation_examples()
     np.testing.assert_array_equal(np.sort(fixed.bin_start[fixed.labels[:, 0] == 1]),
                                   np.sort((usable[:, 0] + usable[:, 1]) // 2 - 100))
 
@@ -351,7 +384,8 @@ def test_batches_match_store_reads(toy, toy_stores, loader_examples):
             np.testing.assert_array_equal(batch["codes"][j], codes[0])
             np.testing.assert_array_equal(batch["signal"][j], signal[0])
             np.testing.assert_allclose(batch["meta"][j], TOY_META[store.name], rtol=1e-6)
-        np.testing.assert_array_equal(batch["gencode"][:n], oracle_gencode(toy, rows.chrom, rows.bin_start))
+        # GENCODE flags describe the bin before its shift (FactorNet computes them once per example)
+        np.testing.assert_array_equal(batch["gencode"][:n], oracle_gencode(toy, rows.chrom, rows.feature_start))
     # the window is centred on the bin: the DGF track equals the written values there
     first = examples.take(np.arange(1))
     chrom, bin_start = first.chrom[0], int(first.bin_start[0])

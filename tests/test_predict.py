@@ -218,12 +218,13 @@ def test_cli_runs_and_refuses_existing_output(tiny_stores, multitask_model, tmp_
     assert "windows/s" in capsys.readouterr().out
     first = out.read_bytes()
     assert run_command(parser, argv) == 2                    # exists, no -oc
-    assert "-oc" in capsys.readouterr().err
-    assert run_command(parser, argv + ["-oc"]) == 0
+    assert f"use -oc {out}" in capsys.readouterr().err
+    argv_oc = [("-oc" if a == "-o" else a) for a in argv]
+    assert run_command(parser, argv_oc) == 0
     assert out.read_bytes() == first                         # deterministic bytes (mtime 0)
     # a cell folder resolves to the store built into --stores
-    argv_folder = argv[:2] + [str(tiny_stores["cells"][0]), "--stores", str(tiny_stores["dir"])] \
-        + argv[3:] + ["-oc"]
+    argv_folder = argv_oc[:2] + [str(tiny_stores["cells"][0]), "--stores", str(tiny_stores["dir"])] \
+        + argv_oc[3:]
     assert run_command(parser, argv_folder) == 0
     assert out.read_bytes() == first
 

@@ -282,14 +282,14 @@ def test_ladder_and_blacklist(sim):
 def test_cli_runs_and_refuses_existing_dir(tmp_path, capsys):
     parser = build_parser([c for c in COMMANDS if c[1] == "simulate"])  # other commands may not exist yet
     out = tmp_path / "cli"
-    assert run_command(parser, ["simulate", "--out", str(out), "--genome-mb", "1", "--cells", "X", "Y"]) == 0
+    assert run_command(parser, ["simulate", "-o", str(out), "--genome-mb", "1", "--cells", "X", "Y"]) == 0
     assert "simulated 1.0 Mb" in capsys.readouterr().out
     assert sorted(p.name for p in (out / "cells").iterdir()) == ["X", "Y"]
-    assert run_command(parser, ["simulate", "--out", str(out), "--genome-mb", "1"]) == 2
-    assert "--overwrite" in capsys.readouterr().err
-    assert run_command(parser, ["simulate", "--out", str(tmp_path / "b"), "--genome-mb", "1", "--tf", "NOPE"]) == 2
+    assert run_command(parser, ["simulate", "-o", str(out), "--genome-mb", "1"]) == 2
+    assert f"use -oc {out}" in capsys.readouterr().err
+    assert run_command(parser, ["simulate", "-o", str(tmp_path / "b"), "--genome-mb", "1", "--tf", "NOPE"]) == 2
     assert "--tf NOPE" in capsys.readouterr().err
-    assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()
+    assert not (tmp_path / "b").exists() and list(tmp_path.iterdir()) == [out]
 
 
 def test_bad_config_errors(tmp_path):
@@ -308,9 +308,13 @@ def test_bad_config_errors(tmp_path):
     assert (tmp_path / "mine" / "precious.txt").read_text() == "keep"
 
 
-def test_bundled_motifs_work(tmp_path):
-    bundled = Path(__file__).resolve().parents[1] / "factornet_jax" / "data" / "motifs.meme"
-    config = dataclasses.replace(CONFIG, genome_mb=0.5, tfs=("REST",), cells=("OnlyCell",), motifs_path=str(bundled))
+def test_other_motif_file_works_cofactor_from_default(tmp_path):
+    """--motifs with only REST: REST planted from it, its co-factor SP1 from HOCOMOCO v9."""
+    from factornet_jax.meme import write_meme
+    from factornet_jax.reference_files import default_motif_db
+    own = tmp_path / "rest.meme"
+    write_meme(own, [find_motif(read_meme(default_motif_db()), "REST")])
+    config = dataclasses.replace(CONFIG, genome_mb=0.5, tfs=("REST",), cells=("OnlyCell",), motifs_path=str(own))
     result = simulate(tmp_path / "b", config)
     assert read_bed(result.cells["OnlyCell"].conservative["REST"]).size > 0
     assert [m.alt_name for m in read_meme(result.motifs)] == ["REST", "SP1"]

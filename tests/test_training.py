@@ -303,25 +303,26 @@ def _fake_metrics(losses):
 
 
 def test_resume_after_early_stop_checkpoint_does_not_train_on(toy, tmp_path):
-    """patience 1, valid loss 0.5 then 0.6: the run stops after epoch 2. Killed after epoch 2's
-    checkpoint (before final.npz), the repeated command must not train a third epoch."""
+    """patience 1, valid loss 0.5, 0.6, 0.7: Keras 1 stops after patience + 1 = 2 epochs without
+    improvement, after epoch 3. Killed after epoch 3's checkpoint (before final.npz), the
+    repeated command must not train a fourth epoch."""
     from factornet_jax import training
-    straight = make_config(toy, tmp_path / "straight", epochs=4, patience=1)
+    straight = make_config(toy, tmp_path / "straight", epochs=5, patience=1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "validation_metrics", _fake_metrics([0.5, 0.6, 0.4, 0.3]))
+        patch.setattr(training, "validation_metrics", _fake_metrics([0.5, 0.6, 0.7, 0.4, 0.3]))
         expected, *_ = run(straight)
-    assert expected.stopped_early and len(expected.history) == 2
-    config = make_config(toy, tmp_path / "killed", epochs=4, patience=1)
+    assert expected.stopped_early and len(expected.history) == 3
+    config = make_config(toy, tmp_path / "killed", epochs=5, patience=1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "validation_metrics", _fake_metrics([0.5, 0.6, 0.4, 0.3]))
-        kill_after_checkpoint(patch, 2)
+        patch.setattr(training, "validation_metrics", _fake_metrics([0.5, 0.6, 0.7, 0.4, 0.3]))
+        kill_after_checkpoint(patch, 3)
         with pytest.raises(Killed):
             run(config)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "validation_metrics", _fake_metrics([0.4, 0.3]))
         result, _, train, _ = run(config)
     assert len(train) == 0, "a finished (early-stopped) run trained more epochs after resuming"
-    assert len(result.history) == 2 and result.stopped_early
+    assert len(result.history) == 3 and result.stopped_early
     assert_npz_equal(tmp_path / "killed" / "final.npz", tmp_path / "straight" / "final.npz")
 
 
@@ -407,14 +408,21 @@ def test_output_dir_refusals(toy, tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(FactorNetError, match="exists; use -oc"):
+    with pytest.raises(FactorNetError, match="not a model directory written by factornet"):
         prepare_output(make_config(toy, foreign), overwrite=False)
     unfinished = tmp_path / "unfinished"
     assert prepare_output(make_config(toy, unfinished), overwrite=False) is False
+    assert not unfinished.exists()                      # it checks, it writes nothing
+    # what a killed run leaves: its state and a committed checkpoint
+    (unfinished / "checkpoint").mkdir(parents=True)
+    (unfinished / "checkpoint" / "state.json").write_text("{}")
+    (unfinished / "train_state.json").write_text(json.dumps(
+        {"finished": False, "run": make_config(toy, unfinished).run_identity()}))
+    assert prepare_output(make_config(toy, unfinished), overwrite=False) is True
     with pytest.raises(FactorNetError, match="other settings"):
         prepare_output(make_config(toy, unfinished, learning_rate=0.1), overwrite=False)
     # where it writes and how it loads may change between the attempts
-    assert prepare_output(make_config(toy, unfinished, loader_threads=1), overwrite=False) is False
+    assert prepare_output(make_config(toy, unfinished, loader_threads=1), overwrite=False) is True
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from factornet_jax.motif_match import MotifDatabase, column_correlation, match_m
 CONSENSUS = "GATTACAGGC"          # not palindromic: its reverse complement is GCCTGTAATC
 PLANT_AT = 25                     # motif start inside each 60 bp window
 SEQ_LEN, WIDTH = 60, 14
-MOTIF_OFFSET = (WIDTH - len(CONSENSUS)) // 2    # model.motif_kernel centres the motif
+MOTIF_OFFSET = (WIDTH + 1) // 2 - (len(CONSENSUS) + 1) // 2    # model.motif_offset (FactorNet's centring)
 N_WINDOWS = 30
 TRACKS = ("DGF_fwd", "DGF_rev")
 
@@ -133,7 +133,8 @@ def hand_set_params():
     params = jax.tree_util.tree_map(lambda s: (0.5 * rng.normal(size=s.shape)).astype(np.float32),
                                     abstract_params(cfg))
     params = inject_motif(params, sharp_pwm(CONSENSUS))
-    exact = 0.69 * len(CONSENSUS)                     # activation of the consensus, no bias
+    # activation of the consensus, no bias: the sum of the best log-odds of each motif row
+    exact = float(np.asarray(params["conv"]["kernel"])[:, :4, 0].max(axis=1).sum())
     params["conv"]["bias"] = np.array([0.5 - exact, 0.5 - exact, -1e3, 0.5], np.float32)
     params["position_dense"] = {"kernel": np.eye(4, dtype=np.float32),
                                 "bias": np.array([0, 0, 0, -1e3], np.float32)}
@@ -308,7 +309,7 @@ def test_cli_refuses_existing_output_and_overwrites_with_oc(result, planted, cap
             "-c", "chr11", "--motif-db", str(planted["db"]), "--batch", "8"]
     before = (out / "matches.tsv").read_bytes()
     assert run_command(build_parser(), argv + ["-o", str(out)]) == 2
-    assert "already exists; use -oc" in capsys.readouterr().err
+    assert f"visualize folder exists; use -oc {out}" in capsys.readouterr().err
     (out / "stale.txt").write_text("old run")
     assert run_command(build_parser(), argv + ["-oc", str(out)]) == 0
     assert capsys.readouterr().out.startswith("visualize: 30 windows on chr11")

@@ -1,28 +1,28 @@
 """Flags shared by several commands: -i/-m/-b (store, model, BED), how to compute (train and
-predict: --loader-processes, --dtype, --lstm), and -o / -oc as FactorNet's
-commands take them: `-o DIR` (refuse an existing one), `-oc DIR` (overwrite), and also
-`-o DIR -oc` (flag form)."""
-from factornet_jax.errors import ConfigError
+predict: --loader-processes, --dtype, --lstm), and the main output, -o PATH | -oc PATH, as
+FactorNet's commands take it (factornet_jax.outputs says what may be replaced)."""
 
 
-def add_output_arguments(parser, metavar):
-    parser.add_argument("-o", "--outputdir", default=None, metavar=metavar,
-                        help="output folder (refused if it exists)")
-    parser.add_argument("-oc", "--outputdirc", nargs="?", const=True, default=None, metavar=metavar,
-                        help="overwrite the output folder if it exists (alone: the -o folder)")
+def add_output_arguments(parser, metavar, what, file=False, default=None):
+    """The main output of every command: `-o PATH` (a new output; an existing one is refused) or
+    `-oc PATH` (the same path, allowed to replace our own earlier output there), one of the two
+    (`-o` may have a `default`). FactorNet's long names: --outputdir/--outputdirc, and for a
+    file --outputfile/--outputfilec."""
+    long = "--outputfile" if file else "--outputdir"
+    group = parser.add_mutually_exclusive_group(required=default is None)
+    group.add_argument("-o", long, dest="output", default=default, metavar=metavar,
+                       help=f"{what} to write; refused if it exists"
+                            + (f" (default {default})" if default else ""))
+    group.add_argument("-oc", long + "c", dest="output_replace", default=None, metavar=metavar,
+                       help=f"{what} to write, replacing an earlier one that factornet wrote there "
+                            "(anything else is refused)")
 
 
-def output_from_args(args, metavar):
-    """(output folder, overwrite) from -o / -oc."""
-    clobber = args.outputdirc
-    if isinstance(clobber, str):
-        if args.outputdir is not None:
-            raise ConfigError(f"-o and -oc {metavar} both name an output folder; give one "
-                              "(-o DIR -oc, or -oc DIR)")
-        return clobber, True
-    if args.outputdir is None:
-        raise ConfigError(f"no output folder: give -o {metavar} (add -oc to overwrite it)")
-    return args.outputdir, clobber is True
+def output_from_args(args):
+    """(output path, overwrite) from -o / -oc."""
+    if args.output_replace is not None:
+        return args.output_replace, True
+    return args.output, False
 
 
 def add_store_model_bed_arguments(parser, bed_help):

@@ -10,12 +10,15 @@ def add_arguments(parser):
     parser.add_argument("--genome-store", default=None, metavar="PATH",
                         help="genome store path (default: DIR/<fasta stem>.zarr)")
     parser.add_argument("--chroms", nargs="+", default=[], help="only these chromosomes")
-    parser.add_argument("--blacklist", default=None, metavar="BED", help="blacklist regions BED")
+    parser.add_argument("--blacklist", default=None, metavar="BED",
+                        help="blacklist regions BED; hg19: FactorNet's packaged blacklist")
     parser.add_argument("--annotations", default=None, metavar="DIR",
-                        help="folder of the GENCODE-model BEDs (cpg, cds, intron, promoter, utr5, utr3)")
+                        help="folder of the GENCODE-model BEDs (cpg, cds, intron, promoter, utr5, "
+                             "utr3); hg19: FactorNet's packaged GENCODE V19 files")
     parser.add_argument("--chunk-bases", type=int, default=None, help="bases per stored chunk")
     parser.add_argument("--jobs", type=int, default=1, help="cell stores built in parallel")
-    parser.add_argument("--force", action="store_true", help="rebuild stores that exist")
+    parser.add_argument("--force", action="store_true",
+                        help="rebuild stores that exist (only stores factornet built are replaced)")
 
 
 def main(args):

@@ -1,10 +1,10 @@
 """`factornet evaluate`: DREAM-style scoring of prediction bedGraphs against ChIP-seq peaks.
 
     factornet evaluate -p PRED.bed.gz [PRED2 ...] --peaks CONSERVATIVE [--relaxed RELAXED]
-                       [--chroms chr1 chr8 ...] -o REPORT_DIR [-oc]
+                       [--chroms chr1 chr8 ...] (-o REPORT_DIR | -oc REPORT_DIR)
 
-`-oc` alone lets `-o REPORT_DIR` be overwritten; FactorNet's form `-oc REPORT_DIR` (output
-folder, overwritten if it exists) works too.
+`-o` writes a new report folder; `-oc` may replace an earlier report folder of `evaluate`
+(factornet_jax.outputs).
 """
 import time
 
@@ -23,14 +23,14 @@ def add_arguments(parser):
                              "and left out (ENCODE-DREAM)")
     parser.add_argument("--chroms", nargs="+", metavar="CHROM",
                         help="evaluate only these chromosomes (default: all of each prediction file)")
-    add_output_arguments(parser, "REPORT_DIR")
+    add_output_arguments(parser, "REPORT_DIR", "report folder")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG curves")
 
 
 def main(args):
     from factornet_jax.evaluate import evaluate, format_table
 
-    report_dir, overwrite = output_from_args(args, "REPORT_DIR")
+    report_dir, overwrite = output_from_args(args)
     start = time.perf_counter()
     report = evaluate(args.predictions, args.peaks, report_dir, relaxed_path=args.relaxed,
                       chroms=args.chroms, overwrite=overwrite, plots=not args.no_plots)

@@ -1,9 +1,9 @@
 """`factornet import-keras`: a released FactorNet Keras 1 model -> factornet-jax model dir.
 
-    factornet import-keras KERAS_MODEL_DIR -o OUT_MODEL_DIR [-oc]
+    factornet import-keras KERAS_MODEL_DIR (-o OUT_MODEL_DIR | -oc OUT_MODEL_DIR)
 
-`-oc` alone lets `-o OUT_MODEL_DIR` be overwritten; FactorNet's form `-oc OUT_MODEL_DIR`
-(output folder, overwritten if it exists) works too. Needs h5py (pip install 'factornet-jax[keras]').
+`-o` writes a new model directory; `-oc` may replace an earlier model directory of ours
+(factornet_jax.outputs). Needs h5py (pip install 'factornet-jax[keras]').
 """
 import sys
 
@@ -14,12 +14,12 @@ def add_arguments(parser):
     parser.add_argument("keras_dir", metavar="KERAS_MODEL_DIR",
                         help="released model folder: model.json, best_model.hdf5/final_model.hdf5, "
                              "chip.txt, feature.txt, bigwig.txt, meta.txt, history.pkl")
-    add_output_arguments(parser, "OUT_MODEL_DIR")
+    add_output_arguments(parser, "OUT_MODEL_DIR", "model directory")
 
 
 def main(args):
     from factornet_jax.keras_import import import_keras_model
-    out_dir, overwrite = output_from_args(args, "OUT_MODEL_DIR")
+    out_dir, overwrite = output_from_args(args)
     result = import_keras_model(args.keras_dir, out_dir, overwrite=overwrite)
     for warning in result.warnings:
         print(f"factornet: warning: {warning}", file=sys.stderr)

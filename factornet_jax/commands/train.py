@@ -1,5 +1,6 @@
 """`factornet train run` (= `python -m train run`): FactorNet's training flags."""
-from factornet_jax.commands._common import add_compute_arguments
+from factornet_jax.commands._common import (add_compute_arguments, add_output_arguments,
+                                            output_from_args)
 
 
 def add_arguments(parser):
@@ -12,7 +13,8 @@ def add_arguments(parser):
     p.add_argument("-t", "--testchroms", nargs="+", default=["chr1", "chr8", "chr21"],
                    help="test chromosomes (never used in training)")
     p.add_argument("-e", "--epochs", type=int, default=100, help="maximum epochs (100)")
-    p.add_argument("-ep", "--patience", type=int, default=20, help="early-stopping patience (20)")
+    p.add_argument("-ep", "--patience", type=int, default=20,
+                   help="stop after patience + 1 epochs without a lower validation loss (20; Keras 1)")
     p.add_argument("-lr", "--learningrate", type=float, default=0.001, help="Adam learning rate")
     p.add_argument("-n", "--negatives", type=int, default=1, help="negatives per positive (onePeak)")
     p.add_argument("-L", "--seqlen", type=int, default=1000, help="window length in bp (1000)")
@@ -22,6 +24,15 @@ def add_arguments(parser):
                    help="BiLSTM units each way (32); 0 none; < 0 global max-pool")
     p.add_argument("-d", "--dense", type=int, default=128, help="dense units (128)")
     p.add_argument("-p", "--dropout", type=float, default=0.5, help="dropout rate (0.5)")
+    p.add_argument("--lstm-dropout", type=float, default=0.1,
+                   help="BiLSTM input and recurrent dropout (0.1, FactorNet's dropout_W/dropout_U)")
+    p.add_argument("--lstm-cell", default="standard", choices=["standard", "keras1"],
+                   help="LSTM gates: standard sigmoid (default; cuDNN-able) or keras1 hard_sigmoid "
+                        "(FactorNet's)")
+    p.add_argument("--signal-transform", default="none", choices=["none", "log1p"],
+                   help="signal tracks as stored (none, FactorNet) or log(1 + x); recorded in the model")
+    p.add_argument("--shift", type=int, default=20, metavar="BP",
+                   help="multi-task windows move by a random [-BP, +BP] each read (20, FactorNet)")
     p.add_argument("-s", "--seed", type=int, default=420, help="random seed (420)")
     p.add_argument("-f", "--factor", default=None, help="TF to train a single-task model on")
     p.add_argument("-m", "--meta", action="store_true", help="use cell-type meta features")
@@ -29,9 +40,8 @@ def add_arguments(parser):
     p.add_argument("-mo", "--motif", action="store_true",
                    help="start kernels 0/1 from the TF's canonical motif (see --motif-db)")
     p.add_argument("--motif-db", default=None, metavar="MEME", help="MEME file for -mo")
-    out = p.add_mutually_exclusive_group(required=True)
-    out.add_argument("-o", "--outputdir", help="model dir (refused if it holds another run)")
-    out.add_argument("-oc", "--outputdirc", help="model dir, overwritten if it exists")
+    add_output_arguments(p, "MODEL_DIR", "model directory (-o: an unfinished run of the same "
+                                         "settings there resumes)")
     p.add_argument("--batch-size", type=int, default=100, help="global batch size (100)")
     p.add_argument("--loader-threads", type=int, default=1,
                    help="background threads assembling batches (1; 0: none)")
@@ -48,12 +58,14 @@ def add_arguments(parser):
 def config_from_args(args):
     from factornet_jax.config import TrainConfig
     return TrainConfig(
-        inputs=tuple(args.inputdirs), output=args.outputdir or args.outputdirc,
+        inputs=tuple(args.inputdirs), output=output_from_args(args)[0],
         valid_inputs=tuple(args.validinputdirs), valid_chroms=tuple(args.validchroms),
         test_chroms=tuple(args.testchroms), epochs=args.epochs, patience=args.patience,
         learning_rate=args.learningrate, negatives=args.negatives, seq_len=args.seqlen,
         kernel_width=args.motifwidth, kernels=args.kernels, recurrent=args.recurrent,
-        dense=args.dense, dropout=args.dropout, seed=args.seed, factor=args.factor,
+        dense=args.dense, dropout=args.dropout, lstm_dropout=args.lstm_dropout, shift=args.shift,
+        lstm_cell=args.lstm_cell, signal_transform=args.signal_transform,
+        seed=args.seed, factor=args.factor,
         meta=args.meta, gencode=args.gencode, motif=args.motif, motif_db=args.motif_db,
         batch_size=args.batch_size, loader_threads=args.loader_threads,
         loader_processes=args.loader_processes,
@@ -65,8 +77,9 @@ def main(args):
     config = config_from_args(args)
     from factornet_jax.distributed import maybe_initialize
     maybe_initialize(args.coordinator, args.num_processes, args.process_id)
+    from factornet_jax.progress import log_progress
     from factornet_jax.training import train_and_evaluate
-    result = train_and_evaluate(config, overwrite=bool(args.outputdirc))
+    result = train_and_evaluate(config, overwrite=output_from_args(args)[1], log=log_progress)
     last = result.history[-1] if result.history else {}
     print(f"train run: {config.model_type} model in {result.model_dir}; best epoch "
           f"{result.best_epoch} (valid loss {result.best_valid_loss:.4f}), "

@@ -7,19 +7,18 @@ The windows are the model's seq_len centred on the BED intervals on one chromoso
 `factornet_jax.visualize` for the method and the output files.
 """
 
-from factornet_jax.commands._common import add_store_model_bed_arguments
+from factornet_jax.commands._common import (add_output_arguments, add_store_model_bed_arguments,
+                                            output_from_args)
 
 
 def add_arguments(parser):
     p = parser
     add_store_model_bed_arguments(p, "BED/narrowPeak (gz or not): windows are centred on its interval midpoints")
     p.add_argument("-c", "--chrom", default="chr11", help="chromosome to use (chr11)")
-    out = p.add_mutually_exclusive_group(required=True)
-    out.add_argument("-o", "--outputdir", metavar="OUT", help="output folder (refused if it exists)")
-    out.add_argument("-oc", "--outputdirc", metavar="OUT", help="output folder, overwritten if it exists")
+    add_output_arguments(p, "OUT", "output folder")
     p.add_argument("--motif-db", default=None, metavar="MEME",
-                   help="MEME motifs to match the learned motifs against (default: HOCOMOCO "
-                        "under ../shared/data/resources, else the bundled motifs)")
+                   help="MEME motifs to match the learned motifs against (default: the packaged "
+                        "HOCOMOCO v9, FactorNet's resources/HOCOMOCOv9.meme)")
     p.add_argument("--batch", type=int, default=128, metavar="N", help="windows per batch (128)")
     p.add_argument("--stores", default="stores", metavar="DIR",
                    help="where the store of a cell folder given to -i was built")
@@ -28,9 +27,10 @@ def add_arguments(parser):
 def main(args):
     from factornet_jax.visualize import visualize
 
-    summary = visualize(args.inputdir, args.modeldir, args.bed, args.outputdir or args.outputdirc,
+    out_dir, overwrite = output_from_args(args)
+    summary = visualize(args.inputdir, args.modeldir, args.bed, out_dir,
                         chrom=args.chrom, motif_db=args.motif_db,
-                        overwrite=args.outputdirc is not None, batch_size=args.batch,
+                        overwrite=overwrite, batch_size=args.batch,
                         stores_dir=args.stores)
     print(summary.line())
     return 0
