@@ -110,6 +110,30 @@ def test_demo_report_matches_independent_scoring(demo_run):
     assert f"{result['auROC']:.4f}" in demo_run["proc"].stdout
 
 
+def test_demo_scores_the_dnase_mean_baseline_on_the_same_bins(demo_run):
+    """The demo's table has a DNase-mean row: the mean of the held-out cell line's DNase bigWig
+    over each ladder bin (pyBigWig here), scored on the same bins as the model."""
+    import pyBigWig
+    from sklearn.metrics import roc_auc_score
+
+    assert demo_run["proc"].returncode == 0, demo_run["proc"].stderr[-3000:]
+    out = demo_run["out"]
+    baseline = out / "predictions" / f"{HELD_OUT}.DNase_mean.bedGraph.gz"
+    rows = _read_table(baseline)
+    prediction = _read_table(out / "predictions" / f"{HELD_OUT}.{TF}.bedGraph.gz")
+    assert [r[:3] for r in rows] == [p[:3] for p in prediction]
+    bigwig = out / "sim" / "cells" / HELD_OUT / f"{HELD_OUT}.1x.bw"
+    with pyBigWig.open(str(bigwig)) as bw:
+        for chrom, start, end, score in rows[:: max(1, len(rows) // 300)]:
+            values = np.nan_to_num(np.array(bw.values(chrom, int(start), int(end)), np.float64))
+            assert float(score) == pytest.approx(values.mean(), rel=1e-4, abs=1e-6)
+    report = json.loads((out / "report" / "metrics.json").read_text())
+    names = [p["name"] for p in report["predictions"]]
+    assert names == [f"{HELD_OUT}.{TF}.bedGraph.gz", baseline.name]
+    assert any(line.startswith(baseline.name) for line in demo_run["proc"].stdout.splitlines())
+    assert report["predictions"][1]["all"]["auROC"] > 0.5      # open chromatin ranks bound bins high
+
+
 def test_demo_refuses_existing_output(tmp_path, capsys):
     from factornet_jax.cli import build_parser, run_command
 
