@@ -30,9 +30,9 @@ from .errors import InputFileError
 
 PEAK_DTYPE = np.dtype([("chrom", "U64"), ("start", "i8"), ("end", "i8"), ("summit", "i8")])
 
-_GZIP_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC = b"\x1f\x8b"  # first bytes of every gzip (and bgzip) file
 _MAX_CHROM_NAME = 64
-_SKIP_PREFIXES = ("track", "browser", "#")
+SKIP_PREFIXES = ("track", "browser", "#")  # BED/bedGraph header and comment lines
 # narrowPeak keeps its summit offset in column 10; BED12 uses column 10 for blockCount.
 _SUMMIT_COLUMN = 9
 _BED12_COLUMNS = 12
@@ -49,7 +49,7 @@ def read_text(path) -> str:
         raise InputFileError(path, "is a directory, expected a file") from None
     except OSError as exc:
         raise InputFileError(path, f"cannot read file ({exc.strerror})") from None
-    if raw[:2] == _GZIP_MAGIC:
+    if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
         except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
@@ -64,15 +64,16 @@ def read_text(path) -> str:
         ) from None
 
 
-def _is_data_line(line: str) -> bool:
+def is_data_line(line: str) -> bool:
+    """Whether a BED/bedGraph line holds data (not blank, not a track/browser/# line)."""
     stripped = line.strip()
-    return bool(stripped) and not stripped.startswith(_SKIP_PREFIXES)
+    return bool(stripped) and not stripped.startswith(SKIP_PREFIXES)
 
 
 def _data_lines(text: str) -> tuple[list[str], list[str]]:
     """(all lines, data lines) of a BED-like text."""
     lines = text.splitlines()
-    return lines, [line for line in lines if _is_data_line(line)]
+    return lines, [line for line in lines if is_data_line(line)]
 
 
 def _split(line: str, maxsplit: int) -> list[str]:
@@ -85,13 +86,21 @@ def _split(line: str, maxsplit: int) -> list[str]:
     return fields
 
 
-def _other_naming(chrom: str) -> str:
+def other_chrom_name(chrom: str) -> str:
+    """The same chromosome in the other naming style: 'chr1' <-> '1'."""
     return chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+
+
+def chrom_naming_hint(chrom: str, known) -> str:
+    """" (it has '1': use one chromosome naming)" when `known` names `chrom` the other way
+    (chr1 vs 1), else ""; appended to a "chromosome not found" message."""
+    other = other_chrom_name(chrom)
+    return f" (it has '{other}': use one chromosome naming)" if other in known else ""
 
 
 def unknown_chrom_message(chrom: str, chrom_sizes: Mapping[str, int], what: str) -> str:
     """One-line message for a chromosome missing from ``chrom_sizes``, with a naming hint."""
-    other = _other_naming(chrom)
+    other = other_chrom_name(chrom)
     if other in chrom_sizes:
         style = "chr1" if other.startswith("chr") else "1"
         return (
@@ -106,7 +115,7 @@ def unknown_chrom_message(chrom: str, chrom_sizes: Mapping[str, int], what: str)
 
 def _line_numbers(lines: list[str]) -> np.ndarray:
     """1-based file line number of each data line."""
-    return np.array([i + 1 for i, line in enumerate(lines) if _is_data_line(line)], np.int64)
+    return np.array([i + 1 for i, line in enumerate(lines) if is_data_line(line)], np.int64)
 
 
 def _to_int(values: list[str]) -> np.ndarray | None:
@@ -254,7 +263,7 @@ def _check_chroms(path, lines, records, names, codes, chrom_sizes, drop_unknown:
     known = np.array([n in chrom_sizes for n in names], bool)
     for code in np.flatnonzero(~known):
         name = names[code]
-        if not drop_unknown or _other_naming(name) in chrom_sizes:
+        if not drop_unknown or other_chrom_name(name) in chrom_sizes:
             i = int(np.argmax(codes == code))
             _fail(path, lines, i, unknown_chrom_message(name, chrom_sizes, sizes_from))
     sizes = np.array([chrom_sizes.get(n, 0) for n in names], np.int64)[codes]

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from factornet_jax import metrics
-from factornet_jax.bed import read_bed
+from factornet_jax.bed import chrom_naming_hint, is_data_line, other_chrom_name, read_bed
 from factornet_jax.errors import ConfigError, InputFileError
 from factornet_jax.intervals import IntervalSet
 from factornet_jax.outputs import REPORT, check_output, open_maybe_gzip, write_dir_atomically
@@ -44,7 +44,6 @@ BOUND, UNBOUND, AMBIGUOUS = 1, 0, -1
 # per chromosome: one row per predicted bin
 SCORED_BIN_DTYPE = np.dtype([("start", "i8"), ("end", "i8"), ("score", "f8")])
 
-_SKIP_PREFIXES = ("track", "browser", "#")
 _BLOCK_LINES = 1 << 18
 _MAX_CHROM_NAME = 64
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -58,11 +57,6 @@ TABLE_COLUMNS = ("prediction", "chroms", "auROC", "auPRC", "recall_at_50fdr", "r
 def _open_text(path):
     """Text handle of a plain or gzipped prediction file."""
     return io.TextIOWrapper(open_maybe_gzip(path, "prediction file"), encoding="utf-8")
-
-
-def _is_data_line(line):
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith(_SKIP_PREFIXES)
 
 
 def _line_problem(line):
@@ -97,7 +91,7 @@ def _parse_block(path, raw_lines, first_line, wanted, seen):
     chromosomes to keep (None: all), and then `seen` (a set) collects every chromosome
     named in the block. On any problem, the first bad line is named.
     """
-    data = [line for line in raw_lines if _is_data_line(line)]
+    data = [line for line in raw_lines if is_data_line(line)]
     if wanted is not None:
         firsts = [line.split(None, 1)[0] for line in data]
         seen.update(firsts)
@@ -115,7 +109,7 @@ def _parse_block(path, raw_lines, first_line, wanted, seen):
         bad = None
     if bad is None or bad.any():
         for offset, line in enumerate(raw_lines):
-            if not _is_data_line(line):
+            if not is_data_line(line):
                 continue
             if wanted is not None and line.split(None, 1)[0] not in wanted:
                 continue
@@ -184,7 +178,7 @@ def read_predictions(path, chroms=None):
             raise ConfigError(
                 f"--chroms {missing[0]}: no predicted bins on it in {path} (it has "
                 f"{', '.join(have[:6])}{', ...' if len(have) > 6 else ''})"
-                f"{_chrom_hint(missing[0], seen)}; choose chromosomes the predictions cover")
+                f"{chrom_naming_hint(missing[0], seen)}; choose chromosomes the predictions cover")
     return {chrom: np.concatenate(chunks) for chrom, chunks in parts.items()}
 
 
@@ -247,16 +241,6 @@ class PredictionScores:
         return result
 
 
-def _other_naming(chrom):
-    """'chr1' <-> '1'."""
-    return chrom[3:] if chrom.startswith("chr") else "chr" + chrom
-
-
-def _chrom_hint(chrom, known):
-    other = _other_naming(chrom)
-    return f" (it has '{other}': use one chromosome naming)" if other in known else ""
-
-
 def _read_peaks(path):
     records = read_bed(path)
     return records, IntervalSet.from_records(records)
@@ -302,9 +286,9 @@ def score_predictions(prediction_paths, peaks_path, relaxed_path=None, chroms=No
     for path, name in zip(prediction_paths, _display_names(prediction_paths)):
         bins = read_predictions(path, chroms)
         for chrom in bins:
-            if chrom not in peak_chroms and _other_naming(chrom) in peak_chroms:
+            if chrom not in peak_chroms and other_chrom_name(chrom) in peak_chroms:
                 raise InputFileError(
-                    path, f"chromosome '{chrom}' is named '{_other_naming(chrom)}' in the peaks "
+                    path, f"chromosome '{chrom}' is named '{other_chrom_name(chrom)}' in the peaks "
                           f"{peaks_path}; "
                           "use one chromosome naming (chr1 or 1) for predictions and peaks")
         order = chroms if chroms is not None else list(bins)

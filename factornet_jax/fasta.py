@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from factornet_jax.bed import GZIP_MAGIC
 from factornet_jax.errors import InputFileError
 
 N_CODE = 4
@@ -88,7 +89,7 @@ def read_fai(fasta_path):
         raise InputFileError(fasta_path, "FASTA file not found")
     with open(fasta_path, "rb") as handle:
         magic = handle.read(2)
-    if magic == b"\x1f\x8b":
+    if magic == GZIP_MAGIC:
         raise InputFileError(fasta_path, "gzipped (or bgzipped) FASTA is not supported; "
                              "decompress it and pass the plain file")
     fai_path = fasta_path + ".fai"

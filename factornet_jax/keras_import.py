@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from factornet_jax.errors import FactorNetError, InputFileError
+from factornet_jax.labels import GENCODE_SIZE
 
 WEIGHT_FILES = {"best": "best_model.hdf5", "final": "final_model.hdf5"}
-GENCODE_SIZE = 6
 
 
 @dataclasses.dataclass(frozen=True)

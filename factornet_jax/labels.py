@@ -44,7 +44,8 @@ STRIDE = 50
 MULTITASK_SHIFT = 20        # FactorNet utils.shift_size: multi-task windows move by [-20, +20] bp
 JITTER_MIN_OVERLAP = 76     # FactorNet: shift_size = peak_stop - start - 75 - 1
 NEGATIVE_MARGIN = BIN_SIZE  # FactorNet: peaks widened by genome_window_size before exclusion
-GENCODE_FEATURES = ("cpg", "cds", "intron", "promoter", "utr5", "utr3")
+GENCODE_FEATURES = ("cpg", "cds", "intron", "promoter", "utr5", "utr3")  # the one definition
+GENCODE_SIZE = len(GENCODE_FEATURES)  # GENCODE flags per bin (model input width)
 
 _NONE = np.zeros(0, np.int64)
 

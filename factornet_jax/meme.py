@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .bed import GZIP_MAGIC
 from .errors import FactorNetError, InputFileError
 
 LETTERS = "ACGT"
@@ -78,7 +79,7 @@ def _open_text(path):
         raise InputFileError(path, "MEME file not found; check the path") from None
     except OSError as exc:
         raise InputFileError(path, f"cannot read MEME file ({exc.strerror})") from None
-    if raw[:2] == b"\x1f\x8b":
+    if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
         except (EOFError, OSError):

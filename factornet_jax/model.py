@@ -38,8 +38,8 @@ import numpy as np
 from flax import linen as nn
 
 from factornet_jax.errors import ConfigError
+from factornet_jax.labels import GENCODE_SIZE
 
-GENCODE_SIZE = 6  # CpG island, CDS, intron, promoter, 5' UTR, 3' UTR overlap flags
 LSTM_CELLS = ("standard", "keras1")
 SIGNAL_TRANSFORMS = ("none", "log1p")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from factornet_jax.errors import FactorNetError, InputFileError
+from factornet_jax.labels import GENCODE_SIZE
 
 FORMAT = "factornet-jax/model"
 VERSION = 1
@@ -269,9 +270,9 @@ class LoadedModel:
             meta = None
         if cfg.use_gencode:
             if gencode is None:
-                raise FactorNetError(f"model {self.model_dir} needs the 6 GENCODE features")
+                raise FactorNetError(f"model {self.model_dir} needs the {GENCODE_SIZE} GENCODE features")
             gencode = np.asarray(gencode, np.float32)
-            self._check("gencode", gencode, (n, 6))
+            self._check("gencode", gencode, (n, GENCODE_SIZE))
         else:
             gencode = None
         if onehot.dtype != np.uint8:

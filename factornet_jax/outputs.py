@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from factornet_jax.bed import GZIP_MAGIC
 from factornet_jax.errors import InputFileError, OutputError
 
-GZIP_MAGIC = b"\x1f\x8b"
 MARKER = ".factornet-output.json"       # in every output folder we create, except model dirs
 MARKER_FORMAT = "factornet-jax/output"
 PREDICTION_COMMENT = "factornet-jax/predict v1"   # gzip FCOMMENT of a prediction bedGraph.gz
@@ -109,7 +109,7 @@ def gzip_comment(path):
             head = handle.read(4096)
     except OSError:
         return None
-    if len(head) < 10 or head[:3] != b"\x1f\x8b\x08":
+    if len(head) < 10 or head[:3] != GZIP_MAGIC + b"\x08":
         return None
     flags, at = head[3], 10
     if flags & 4:                                   # FEXTRA
@@ -307,7 +307,7 @@ class MarkedGzipWriter:
 
     def __init__(self, raw, comment, level=6):
         self.raw = raw
-        raw.write(b"\x1f\x8b\x08\x10" + b"\0\0\0\0" + b"\0\xff")   # deflate, FCOMMENT, mtime 0
+        raw.write(GZIP_MAGIC + b"\x08\x10" + b"\0\0\0\0" + b"\0\xff")   # deflate, FCOMMENT, mtime 0
         self._comment_at, self._comment_len = raw.tell(), len(comment)
         raw.write(comment.encode("latin-1") + b"\0")
         self._deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)

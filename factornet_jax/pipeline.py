@@ -18,7 +18,7 @@ import numpy as np
 
 from factornet_jax.errors import FactorNetError
 from factornet_jax.intervals import IntervalSet
-from factornet_jax.labels import (BIN_SIZE, MULTITASK_SHIFT, BinSet, exclusion_zone,
+from factornet_jax.labels import (BIN_SIZE, GENCODE_SIZE, MULTITASK_SHIFT, BinSet, exclusion_zone,
                                   gencode_flags, jitter_positive_bins, multitask_bins,
                                   multitask_negative_exclusion, sample_negative_bins, shift_bins,
                                   singletask_negative_exclusion, singletask_positives,
@@ -205,7 +205,7 @@ class BatchAssembler:
         if self.spec.use_meta:
             layout.append(("meta", (rows, len(first.meta_values)), "float32", 0))
         if self.spec.use_gencode:
-            layout.append(("gencode", (rows, 6), "float32", 0))
+            layout.append(("gencode", (rows, GENCODE_SIZE), "float32", 0))
         return layout
 
     def _gencode(self, store, chroms, starts):

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from factornet_jax.batch_processes import batch_workers
-from factornet_jax.bed import unknown_chrom_message
+from factornet_jax.bed import is_data_line, unknown_chrom_message
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
 from factornet_jax.outputs import (PREDICTION, MarkedGzipWriter, bigwig_kind, check_output,
@@ -71,7 +71,6 @@ BLOCK_LINES = 100_000
 # accelerators a large batch keeps the device busy.
 CPU_BATCH_PER_DEVICE = 64
 ACCELERATOR_BATCH_PER_DEVICE = 512
-_SKIP_PREFIXES = ("track", "browser", "#")
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,7 @@ def _parse_block(path, raw_lines, first_line):
         bad = next(i for i, line in enumerate(raw_lines) if not _decodes(line))
         raise InputFileError(path, "not a text file (undecodable bytes)",
                              first_line + bad) from None
-    keep = [i for i, line in enumerate(text)
-            if line.strip() and not line.lstrip().startswith(_SKIP_PREFIXES)]
+    keep = [i for i, line in enumerate(text) if is_data_line(line)]
     fields = [text[i].split(None, 3) for i in keep]
     lines = first_line + np.asarray(keep, np.int64)
     try:

@@ -27,7 +27,9 @@ import numpy as np
 
 from factornet_jax.errors import FactorNetError, StoreError
 from factornet_jax.fasta import ONEHOT_OF_CODE
-from factornet_jax.stores import ATTR, CELL_FORMAT, FORMAT_VERSION, GENCODE_FEATURES, GENOME_FORMAT
+from factornet_jax.labels import GENCODE_FEATURES
+from factornet_jax.stores import (ATTR, CELL_FORMAT, FORMAT_VERSION, GENOME_FORMAT,
+                                  single_threaded_blosc)
 
 # No decoded-chunk cache by default: on random 1 kb windows (40 Mb genome, 4 kb chunks) a
 # 128 MB cache read 17% fewer samples per CPU-second and took 130 MB more RSS (decoding a chunk
@@ -50,10 +52,8 @@ def _codec_functions():
     global _CODECS
     if _CODECS is None:
         import google_crc32c
-        from numcodecs import Zstd, blosc
-        # Single-threaded contextual decode: no global Blosc lock, so our reader threads run
-        # in parallel (Blosc's own threads only add overhead on 8-64 kB chunks).
-        blosc.use_threads = False
+        from numcodecs import Zstd
+        blosc = single_threaded_blosc()
         _CODECS = (google_crc32c.value, blosc.decompress, Zstd().decode)
     return _CODECS
 

@@ -50,6 +50,8 @@ from typing import Mapping
 import numpy as np
 
 from .errors import ConfigError, FactorNetError
+from .intervals import merge_intervals
+from .labels import GENCODE_FEATURES
 from .meme import Motif, find_motif, log_odds, read_meme_file, write_meme
 from .outputs import SIMULATION, check_output, write_dir_atomically
 from .reference_files import default_motif_db
@@ -64,7 +66,6 @@ HG19_SIZES = {
     "chr21": 48129895, "chr22": 51304566, "chrX": 155270560,
 }
 MIN_CHROM_SIZE = 20_000
-ANNOTATION_NAMES = ("cpg", "cds", "intron", "promoter", "utr5", "utr3")
 KIND_NAMES = ("motif", "ocr", "promoter", "cofactor")  # site kinds, in truth.tsv
 MOTIF, OCR, PROMOTER, COFACTOR = range(4)
 MAPPABILITY_TRACK = "Unique35"
@@ -150,7 +151,7 @@ class SimulationResult:
     truth: Path
     motifs: Path
     summary: Path
-    annotations: Mapping[str, Path]  # name in ANNOTATION_NAMES -> BED.gz
+    annotations: Mapping[str, Path]  # name in GENCODE_FEATURES -> BED.gz
     cells: Mapping[str, CellFiles]
     counts: Mapping[str, int]  # headline counts (peaks, sites) for a one-line report
 
@@ -220,21 +221,6 @@ def _gzip_bytes(text: str) -> bytes:
 def _write_gz(path: Path, lines) -> None:
     text = "".join(lines)
     path.write_bytes(_gzip_bytes(text))
-
-
-def _merge(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted, merged half-open intervals (touching ones merge)."""
-    if len(starts) == 0:
-        return starts.astype(np.int64), ends.astype(np.int64)
-    order = np.argsort(starts, kind="stable")
-    starts, ends = starts[order], ends[order]
-    run_end = np.maximum.accumulate(ends)
-    new = np.r_[True, starts[1:] > run_end[:-1]]
-    group = np.cumsum(new) - 1
-    out_starts = starts[new]
-    out_ends = np.zeros(len(out_starts), dtype=np.int64)
-    np.maximum.at(out_ends, group, ends)
-    return out_starts.astype(np.int64), out_ends
 
 
 def _bed_lines(chrom: str, starts, ends) -> list[str]:
@@ -314,7 +300,7 @@ def _layout_chrom(config: SimulationConfig, index: int, name: str, size: int) ->
         start = int(rng.integers(telomere + 2000, max(telomere + 2001, size - telomere - 2000 - length)))
         gap_starts.append(start)
         gap_ends.append(start + length)
-    gaps = _merge(np.asarray(gap_starts, np.int64), np.asarray(gap_ends, np.int64))
+    gaps = merge_intervals(np.asarray(gap_starts, np.int64), np.asarray(gap_ends, np.int64))
     gap_mask = _mask_from(size, *gaps)
 
     # blacklist: one region beside the centromere gap, one or more elsewhere
@@ -326,7 +312,7 @@ def _layout_chrom(config: SimulationConfig, index: int, name: str, size: int) ->
     for pos in _sample_positions(rng, free, 1 + rng.poisson(size / 5e6)).tolist():
         bl_starts.append(pos)
         bl_ends.append(min(size, pos + int(rng.integers(500, 5000))))
-    blacklist = _merge(np.asarray(bl_starts, np.int64), np.minimum(np.asarray(bl_ends, np.int64), size))
+    blacklist = merge_intervals(np.asarray(bl_starts, np.int64), np.minimum(np.asarray(bl_ends, np.int64), size))
 
     margin = 1000
     blocked = _mask_from(size, np.r_[gaps[0], blacklist[0]] - margin, np.r_[gaps[1], blacklist[1]] + margin)
@@ -352,7 +338,7 @@ def _gene_models(config, rng, size: int, allowed: np.ndarray) -> dict:
     ok = (lo >= 0) & (hi <= size)
     ok[ok] = blocked_cum[hi[ok]] - blocked_cum[lo[ok]] == 0
     tss, strand, length = tss[ok], strand[ok], length[ok]
-    parts = {name: ([], []) for name in ("cds", "intron", "promoter", "utr5", "utr3")}
+    parts = {name: ([], []) for name in GENCODE_FEATURES if name != "cpg"}  # CpG islands: _islands
     for t, s, glen in zip(tss.tolist(), strand.tolist(), length.tolist()):
         first = int(rng.integers(150, 500))
         last = int(rng.integers(600, min(3000, glen - first - 200)))  # last exon after the first
@@ -394,7 +380,7 @@ def _islands(config, rng, size: int, allowed: np.ndarray, tss: np.ndarray):
     orphans = _sample_positions(rng, allowed, rng.poisson(config.orphan_islands_per_mb * size / 1e6))
     starts = np.r_[starts, orphans]
     ends = np.r_[ends, orphans + rng.integers(300, 1500, len(orphans))]
-    return _merge(np.clip(starts, 0, size), np.clip(ends, 0, size))
+    return merge_intervals(np.clip(starts, 0, size), np.clip(ends, 0, size))
 
 
 # ----------------------------------------------------------------------------- sites
@@ -835,7 +821,7 @@ def _result(root: Path, config: SimulationConfig, chrom_sizes, counts) -> Simula
         chrom_sizes_path=root / "genome.chrom.sizes", chrom_sizes=dict(chrom_sizes),
         blacklist=root / "blacklist.bed.gz", ladder=root / "ladder.bed.gz", truth=root / "truth.tsv.gz",
         motifs=root / "motifs.meme", summary=root / "simulation.json",
-        annotations={name: root / "annotations" / f"{name}.bed.gz" for name in ANNOTATION_NAMES},
+        annotations={name: root / "annotations" / f"{name}.bed.gz" for name in GENCODE_FEATURES},
         cells=cells, counts=dict(counts),
     )
 
@@ -861,11 +847,11 @@ def _write_genome(config, chroms, families, plantings, paths: SimulationResult) 
 
 def _write_annotations(chroms, paths: SimulationResult) -> None:
     paths.annotations["cpg"].parent.mkdir(parents=True, exist_ok=True)
-    for name in ANNOTATION_NAMES:
+    for name in GENCODE_FEATURES:
         lines = []
         for chrom in chroms:
             starts, ends = chrom.islands if name == "cpg" else chrom.genes[name]
-            starts, ends = _merge(np.clip(starts, 0, chrom.size), np.clip(ends, 0, chrom.size))
+            starts, ends = merge_intervals(np.clip(starts, 0, chrom.size), np.clip(ends, 0, chrom.size))
             lines += _bed_lines(chrom.name, starts, ends)
         _write_gz(paths.annotations[name], lines)
     _write_gz(paths.blacklist, [line for c in chroms for line in _bed_lines(c.name, *c.blacklist)])

@@ -18,15 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from factornet_jax.bed import chrom_naming_hint
 from factornet_jax.errors import FactorNetError, InputFileError, StoreError
 from factornet_jax.fasta import file_digest, read_codes, read_fai
+from factornet_jax.labels import GENCODE_FEATURES
 from factornet_jax.outputs import replace_path
 
 GENOME_FORMAT = "factornet-jax/genome"
 CELL_FORMAT = "factornet-jax/cell"
 FORMAT_VERSION = 1
 ATTR = "factornet"
-GENCODE_FEATURES = ("cpg", "cds", "intron", "promoter", "utr5", "utr3")
 # File-name tokens that identify each annotation BED in an --annotations folder.
 ANNOTATION_TOKENS = {"cpg": ("cpg", "cpgisland", "cpgislands"), "cds": ("cds",),
                      "intron": ("intron", "introns"), "promoter": ("promoter", "promoters"),
@@ -178,13 +179,25 @@ def _create_array(group, name, shape, chunks, dtype, codecs, shard_chunks=None):
 _ENCODER_POOL = None
 
 
+def single_threaded_blosc():
+    """numcodecs' blosc module, switched to single-threaded contextual calls (process-wide).
+
+    With ``use_threads = False`` each compress/decompress call is contextual: no global
+    Blosc lock, so our own encoder and reader threads run in parallel (Blosc's internal
+    threads only add overhead on 8-64 kB chunks). Called where the stores are written
+    (`_encoder_pool`) and read (`reader._codec_functions`), never at import time.
+    """
+    from numcodecs import blosc
+    blosc.use_threads = False
+    return blosc
+
+
 def _encoder_pool():
     """Threads that compress chunks during a build (created once per process)."""
     global _ENCODER_POOL
     if _ENCODER_POOL is None:
         from concurrent.futures import ThreadPoolExecutor
-        from numcodecs import blosc
-        blosc.use_threads = False  # contextual (lock-free) Blosc calls, one per thread
+        single_threaded_blosc()
         _ENCODER_POOL = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="encode")
     return _ENCODER_POOL
 
@@ -329,7 +342,7 @@ def find_annotation_files(folder):
     missing = [f for f in GENCODE_FEATURES if f not in found]
     if missing:
         raise InputFileError(folder, f"no BED file for {', '.join(missing)}; expected names "
-                             "containing cpg, cds, intron, promoter, utr5, utr3")
+                             f"containing {', '.join(GENCODE_FEATURES)}")
     return {f: found[f] for f in GENCODE_FEATURES}
 
 
@@ -359,15 +372,10 @@ def select_chroms(fai_records, chroms, fasta_path):
         return [r for r in fai_records if r.length > 0]
     unknown = [c for c in chroms if c not in names]
     if unknown:
-        hint = _naming_hint(unknown[0], names)
+        hint = chrom_naming_hint(unknown[0], names)
         raise FactorNetError(f"--chroms: {', '.join(unknown)} not in {fasta_path}{hint}")
     wanted = set(chroms)
     return [r for r in fai_records if r.name in wanted]
-
-
-def _naming_hint(name, names):
-    alt = name[3:] if name.startswith("chr") else "chr" + name
-    return f" (it has {alt!r}: use {alt!r}-style names)" if alt in names else ""
 
 
 def build_genome_store(fasta, out_path, chroms=None, chunk_bases=DEFAULT_CHUNK_BASES,
@@ -472,7 +480,7 @@ def _bigwig_chroms(track, chrom_sizes, listed_in):
     bw_chroms = handle.chroms()
     missing = [c for c in chrom_sizes if c not in bw_chroms]
     if missing:
-        hint = _naming_hint(missing[0], list(bw_chroms))
+        hint = chrom_naming_hint(missing[0], list(bw_chroms))
         raise InputFileError(track.path, f"has no chromosome {missing[0]!r}{hint}; restrict the "
                              "build with --chroms or use a bigWig for this genome")
     for chrom, size in chrom_sizes.items():

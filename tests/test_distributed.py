@@ -21,7 +21,9 @@ def run_train(store, out, devices, extra=(), process_id=None):
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
                JAX_PLATFORMS="cpu")
     argv = [sys.executable, "-m", "train", "run", "-i", str(store), "-oc", str(out), *TRAIN_FLAGS, *extra]
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # train/ is not installed
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=checkout)
 
 
 def history(model_dir):

@@ -455,6 +455,7 @@ print(json.dumps({"package": factornet_jax.__file__, "motifs": str(default_motif
 def test_installed_package_finds_its_reference_files(tmp_path):
     site = installed_tree(tmp_path)
     assert not (site / "factornet_jax" / "data").exists()          # one home: resources/
+    assert not (site / "preprocess").exists() and not (site / "train").exists()  # checkout-only shims
     cwd = tmp_path / "elsewhere"               # no ../shared, no checkout on the path
     cwd.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -12,9 +12,10 @@ import pytest
 from factornet_jax.bed import read_bed, read_chrom_sizes
 from factornet_jax.cli import COMMANDS, build_parser, run_command
 from factornet_jax.errors import ConfigError
+from factornet_jax.labels import GENCODE_FEATURES
 from factornet_jax.meme import find_motif, read_meme, scan_max
 from factornet_jax.simulate import (
-    ANNOTATION_NAMES, MAPPABILITY_VALUES, SimulationConfig, chrom_sizes_for, simulate,
+    MAPPABILITY_VALUES, SimulationConfig, chrom_sizes_for, simulate,
 )
 
 CONFIG = SimulationConfig(genome_mb=1.0, seed=3)
@@ -250,7 +251,7 @@ def test_promoters_more_open_than_genome(sim, dnase):
 
 
 def test_annotations_sorted_merged(sim):
-    for name in ANNOTATION_NAMES:
+    for name in GENCODE_FEATURES:
         records = read_bed(sim.annotations[name], sim.chrom_sizes)
         assert len(records) > 0, name
         for chrom in sim.chrom_sizes:

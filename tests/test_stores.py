@@ -11,8 +11,9 @@ import pytest
 
 from conftest import TINY_SIZES, write_bigwig
 from factornet_jax.cli import build_parser, chosen_command, run_command
+from factornet_jax.labels import GENCODE_FEATURES
 from factornet_jax.reader import open_cell_store, open_genome_store
-from factornet_jax.stores import GENCODE_FEATURES, StoreLock, read_store_attrs
+from factornet_jax.stores import StoreLock, read_store_attrs
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("kill_trials", REPO / "benchmarks" / "kill_trials.py")

@@ -1,1 +1,2 @@
-"""`python -m train run ...`: the training stage."""
+"""`python -m train run ...`: the training stage (from a checkout; not installed, an installed
+copy runs `factornet train run ...`)."""
