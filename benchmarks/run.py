@@ -428,7 +428,8 @@ def worker_train_compute(p):
     from factornet_jax.model import init_params, make_model
     from factornet_jax.pipeline import BatchLoader, BatchSpec, TrainingData
     from factornet_jax.reader import open_cell_store
-    from factornet_jax.training import TrainState, global_batch, make_steps, model_config_for
+    from factornet_jax.steps import TrainState, global_batch, make_steps
+    from factornet_jax.training import model_config_for
     config = train_config(p, p["steps"])
     stores = [open_cell_store(p["store"])]
     chroms = [c for c in stores[0].chrom_sizes if c not in ("chr11", "chr1", "chr8", "chr21")]

@@ -21,9 +21,9 @@ Streaming, bounded memory
     seconds, not after hours of prediction; the second pass scores the blocks. Batches are
     assembled by the training pipeline's `BatchAssembler` (in a host thread, or in worker
     processes with ``loader_processes``) several batches ahead of the device and run through
-    the training code's evaluation step (``training.make_steps``: one jit-compiled forward of
-    a fixed batch shape, sharded over every local device on a ("data",) mesh); the last batch
-    of each block is padded. The look-ahead streams across blocks: `pipeline.BatchLoader`
+    the evaluation step the training loop uses too (``steps.make_steps``: one jit-compiled
+    forward of a fixed batch shape, sharded over every local device on a ("data",) mesh); the
+    last batch of each block is padded. The look-ahead streams across blocks: `pipeline.BatchLoader`
     itself is not used, as it holds a whole pass of examples in memory.
 Output
     A gzipped bedGraph ``chrom start end score`` in the input order (the input coordinates,
@@ -296,12 +296,12 @@ def _tmp_path(path):
 
 @functools.lru_cache(maxsize=8)
 def _eval_step(model_config, n_devices, compute_dtype, lstm_backend="scan"):
-    """The training code's jitted eval step over a ("data",) mesh of every device, kept per
+    """The jitted eval step (`steps.make_steps`) over a ("data",) mesh of every device, kept per
     architecture so repeated predictions (one per TF, per cell line) compile once per shape."""
     import jax
 
     from factornet_jax.model import make_model
-    from factornet_jax.training import make_steps
+    from factornet_jax.steps import make_steps
     mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
     # the train step (and so the optimizer) is never used here
     model = make_model(model_config, lstm_backend)
@@ -419,8 +419,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
 
     from factornet_jax.model import check_lstm_backend
     from factornet_jax.modeldir import load_model
-    from factornet_jax.reader import open_cell_store
-    from factornet_jax.training import global_batch, resolve_store
+    from factornet_jax.reader import open_cell_store, resolve_store
+    from factornet_jax.steps import global_batch
 
     t_start = time.perf_counter()
     if batch_size is not None and batch_size < 1:

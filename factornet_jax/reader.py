@@ -740,3 +740,32 @@ def open_cell_store(path, threads=1, cache_bytes=DEFAULT_CACHE_BYTES):
 
 def open_genome_store(path, threads=1):
     return GenomeStore(local_path(path), threads=threads)
+
+
+def resolve_store(path, stores_dir):
+    """-i accepts a cell store, or a cell folder whose store was built into `stores_dir`."""
+    path = str(path).rstrip("/")
+    if os.path.isfile(os.path.join(path, "zarr.json")) or path.endswith(".zarr"):
+        return path
+    if os.path.isfile(os.path.join(path, "bigwig.txt")):
+        candidate = os.path.join(stores_dir, os.path.basename(path) + ".zarr")
+        if os.path.isfile(os.path.join(candidate, "zarr.json")):
+            return candidate
+        raise FactorNetError(f"-i {path}: cell folder is not built; run `factornet preprocess "
+                             f"build -i {path} --genome GENOME.fa --stores {stores_dir}` first")
+    raise FactorNetError(f"-i {path}: neither a cell store nor a cell folder")
+
+
+def open_stores(paths, stores_dir, flag):
+    """The cell stores of `paths` (each resolved by `resolve_store`), which must share their
+    track names and meta names (`flag` names the option in the error)."""
+    stores = [open_cell_store(resolve_store(p, stores_dir)) for p in paths]
+    first = stores[0]
+    for store in stores[1:]:
+        if store.track_names != first.track_names:
+            raise FactorNetError(f"{flag} {store.path}: track names {store.track_names} differ from "
+                                 f"{first.path}'s {first.track_names}")
+        if store.meta_names != first.meta_names:
+            raise FactorNetError(f"{flag} {store.path}: meta names {store.meta_names} differ from "
+                                 f"{first.path}'s {first.meta_names}")
+    return stores

@@ -1,10 +1,7 @@
 """`train run`: train_and_evaluate(config) -> a model directory.
 
-Data parallelism: one jit-compiled step over a 1-D ("data",) mesh of every device (all
-processes' devices on multi-host runs). Parameters and optimizer state are replicated, the
-batch is split along its first axis, and XLA averages the gradients (the loss is a global
-mean). This is what `pmap` did; current JAX builds pmap on the same jit + sharding machinery
-and keeps pmap in maintenance mode, so the step is written once, for 1 or N devices.
+Data parallelism: the jit-compiled steps of `steps.py` over a 1-D ("data",) mesh of every
+device (parameters and optimizer state replicated, the batch split along its first axis).
 
 Randomness: one seed. Epoch e's examples come from Generator(seed, e); dropout keys are
 fold_in(PRNGKey(seed), step). So a run resumed from its last checkpoint repeats exactly what
@@ -23,7 +20,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -31,15 +27,10 @@ from factornet_jax.config import TrainConfig
 from factornet_jax.errors import ConfigError, FactorNetError, OutputError
 from factornet_jax.outputs import OutputKind, check_output, protected_reason, replace_path
 from factornet_jax.progress import Progress
+from factornet_jax.steps import TrainState, gather_rows, global_batch, make_steps
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "train_state.json"
-
-
-class TrainState(NamedTuple):
-    params: dict
-    opt_state: tuple
-    step: object  # int32 scalar array
 
 
 @dataclass
@@ -53,34 +44,6 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------ inputs
-
-def resolve_store(path, stores_dir):
-    """-i accepts a cell store, or a cell folder whose store was built into `stores_dir`."""
-    path = str(path).rstrip("/")
-    if os.path.isfile(os.path.join(path, "zarr.json")) or path.endswith(".zarr"):
-        return path
-    if os.path.isfile(os.path.join(path, "bigwig.txt")):
-        candidate = os.path.join(stores_dir, os.path.basename(path) + ".zarr")
-        if os.path.isfile(os.path.join(candidate, "zarr.json")):
-            return candidate
-        raise FactorNetError(f"-i {path}: cell folder is not built; run `factornet preprocess "
-                             f"build -i {path} --genome GENOME.fa --stores {stores_dir}` first")
-    raise FactorNetError(f"-i {path}: neither a cell store nor a cell folder")
-
-
-def open_stores(paths, stores_dir, flag):
-    from factornet_jax.reader import open_cell_store
-    stores = [open_cell_store(resolve_store(p, stores_dir)) for p in paths]
-    first = stores[0]
-    for store in stores[1:]:
-        if store.track_names != first.track_names:
-            raise FactorNetError(f"{flag} {store.path}: track names {store.track_names} differ from "
-                                 f"{first.path}'s {first.track_names}")
-        if store.meta_names != first.meta_names:
-            raise FactorNetError(f"{flag} {store.path}: meta names {store.meta_names} differ from "
-                                 f"{first.path}'s {first.meta_names}")
-    return stores
-
 
 def check_stores(config, stores, flag):
     for store in stores:
@@ -273,70 +236,6 @@ def load_checkpoint(model_dir, template):
     return TrainState(params, opt_state, np.int32(record["step"])), record
 
 
-# ------------------------------------------------------------------ the compiled steps
-
-def make_steps(model, tx, mesh, compute_dtype):
-    """jit-compiled train and eval steps over `mesh` (batch split on "data").
-
-    `tx` may be None when only the eval step is used (prediction): the train step is traced
-    lazily, on its first call.
-    """
-    import jax
-    import jax.numpy as jnp
-    from jax.sharding import NamedSharding, PartitionSpec as P
-
-    from factornet_jax.model import loss_from_strand_logits, probabilities
-    replicated = NamedSharding(mesh, P())
-    data = NamedSharding(mesh, P("data"))
-    dtype = jnp.bfloat16 if compute_dtype == "bfloat16" else jnp.float32
-
-    def forward(params, batch, train, key):
-        onehot = jax.nn.one_hot(batch["codes"], 4, dtype=dtype)   # code 4 (N) -> all zeros
-        if dtype != jnp.float32:
-            params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
-        logits = model.apply({"params": params}, onehot, batch["signal"].astype(dtype),
-                             batch.get("meta"), batch.get("gencode"), train=train,
-                             rngs={"dropout": key} if train else None)
-        return logits.astype(jnp.float32)
-
-    def train_step(state, batch, base_key):
-        key = jax.random.fold_in(base_key, state.step)
-
-        def loss_fn(params):
-            logits = forward(params, batch, True, key)
-            return loss_from_strand_logits(logits, batch["labels"], batch["weights"][:, None])
-
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        import optax
-        params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, state.step + 1), loss
-
-    def eval_step(params, batch):
-        logits = forward(params, batch, False, None)
-        return probabilities(logits)
-
-    train = jax.jit(train_step, donate_argnums=0,
-                    in_shardings=(replicated, data, replicated), out_shardings=(replicated, replicated))
-    evaluate = jax.jit(eval_step, in_shardings=(replicated, data), out_shardings=data)
-    return train, evaluate, data, replicated
-
-
-def gather_rows(array):
-    """A batch-sharded jax.Array -> the whole (global) numpy array on every process."""
-    import jax
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        return np.asarray(multihost_utils.process_allgather(array, tiled=True))
-    return np.asarray(jax.device_get(array))
-
-
-def global_batch(batch, sharding):
-    """This process's rows of a batch -> one global jax.Array split over the mesh."""
-    import jax
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
-
-
 # ------------------------------------------------------------------ metrics of an epoch
 
 def validation_metrics(probs, labels, weights):
@@ -387,6 +286,7 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print, on_epoch
     from factornet_jax.model import check_lstm_backend, init_params, make_model
     from factornet_jax.optimizer import KERAS1_ADAM, keras1_adam
     from factornet_jax.pipeline import BatchAssembler, BatchLoader, BatchSpec, TrainingData
+    from factornet_jax.reader import open_stores
 
     t_start = time.perf_counter()
     if config.recurrent > 0:
@@ -556,7 +456,8 @@ def _inject_motifs(params, config, tasks, log):
     one is a warning, not an error (FactorNet skipped it silently)."""
     from factornet_jax.meme import factornet_motif, read_meme
     from factornet_jax.model import inject_motif
-    path = config.motif_db or _default_motif_db()
+    from factornet_jax.reference_files import default_motif_db
+    path = config.motif_db or str(default_motif_db())
     motifs = read_meme(path)
     n_kernels = np.shape(params["conv"]["kernel"])[-1]
     for t, tf in enumerate(tasks[: n_kernels // 2]):
@@ -570,8 +471,3 @@ def _inject_motifs(params, config, tasks, log):
         params = inject_motif(params, motif.pwm, first=2 * t)
     return params
 
-
-def _default_motif_db():
-    """The packaged HOCOMOCO v9 motifs (reference_files), as a path string."""
-    from factornet_jax.reference_files import default_motif_db
-    return str(default_motif_db())

@@ -487,8 +487,7 @@ def visualize(cell_store, model_dir, bed_path, out_dir, chrom="chr11", motif_db=
     from factornet_jax.bed import read_bed
     from factornet_jax.modeldir import load_model
     from factornet_jax.progress import Progress
-    from factornet_jax.reader import open_cell_store
-    from factornet_jax.training import resolve_store
+    from factornet_jax.reader import open_cell_store, resolve_store
 
     began = time.perf_counter()
     inputs = (cell_store, model_dir, bed_path, motif_db)

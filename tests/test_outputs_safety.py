@@ -444,9 +444,8 @@ import factornet_jax
 from factornet_jax.meme import read_meme
 from factornet_jax.reference_files import default_motif_db, genome_shortcut
 from factornet_jax.stores import find_annotation_files
-from factornet_jax.training import _default_motif_db
 print(json.dumps({"package": factornet_jax.__file__, "motifs": str(default_motif_db()),
-                  "n_motifs": len(read_meme(_default_motif_db())),
+                  "n_motifs": len(read_meme(default_motif_db())),
                   "blacklist": genome_shortcut("hg19", "blacklist"),
                   "annotations": sorted(find_annotation_files(genome_shortcut("hg19", "annotations")))}))
 """
