@@ -18,8 +18,6 @@ runs only after a failure, to name the offending line in the error message.
 from __future__ import annotations
 
 import gzip
-import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -350,11 +348,5 @@ def write_bed(
     data = body.encode("utf-8")
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .outputs import write_file_atomically   # outputs imports this module
+    write_file_atomically(path, lambda handle: handle.write(data))

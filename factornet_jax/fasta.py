@@ -13,6 +13,7 @@ import numpy as np
 
 from factornet_jax.bed import GZIP_MAGIC
 from factornet_jax.errors import InputFileError
+from factornet_jax.outputs import hidden_sibling, replace_path
 
 N_CODE = 4
 
@@ -52,10 +53,10 @@ def _write_fai(fasta_path, fai_path):
     (a crash never leaves a cut-short .fai), turning pyfaidx's complaints into one-line errors."""
     import pyfaidx
 
-    tmp = f"{fai_path}.{os.getpid()}.tmp"
+    tmp = str(hidden_sibling(fai_path, "tmp"))
     try:
         pyfaidx.Faidx(str(fasta_path), indexname=tmp, build_index=True, rebuild=True)
-        os.replace(tmp, fai_path)
+        replace_path(tmp, fai_path)
     except OSError as err:
         raise InputFileError(fasta_path, f"could not write the .fai index beside it ({err}); "
                              "make the directory writable or index it with `samtools faidx`") from None

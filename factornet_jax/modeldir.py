@@ -15,8 +15,6 @@ Nothing in a model directory is ever executed or unpickled.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import zipfile
 from pathlib import Path
 
@@ -24,46 +22,12 @@ import numpy as np
 
 from factornet_jax.errors import FactorNetError, InputFileError
 from factornet_jax.labels import GENCODE_SIZE
+from factornet_jax.outputs import write_file_atomically, write_text_atomically
 
 FORMAT = "factornet-jax/model"
 VERSION = 1
 CONFIG_NAME = "config.json"
 PARAM_FILES = {"best": "best.npz", "final": "final.npz"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Atomic writes
-# ---------------------------------------------------------------------------------------------
-
-def _atomic_write(path, write):
-    """Call write(file) on a temporary file in path's directory, fsync, then rename onto path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # not mkstemp: that makes 0600 files; open(..., "xb") honours the umask like any output
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-
-
-def write_text_atomic(path, text: str):
-    """Write a text file atomically (UTF-8)."""
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,7 +64,7 @@ def unflatten_params(flat: dict) -> dict:
 def save_params(path, params):
     """Save a params pytree as .npz (flattened '/'-joined keys), atomically."""
     flat = flatten_params(params)
-    _atomic_write(path, lambda f: np.savez(f, **flat))
+    write_file_atomically(path, lambda f: np.savez(f, **flat))
 
 
 def load_params(path) -> dict:
@@ -144,7 +108,7 @@ def write_config(model_dir, cfg_dict: dict):
     """Write config.json (atomically); "format" and "version" are filled in when absent."""
     data = {"format": FORMAT, "version": VERSION}
     data.update(cfg_dict)
-    write_text_atomic(Path(model_dir) / CONFIG_NAME, json.dumps(data, indent=2) + "\n")
+    write_text_atomically(Path(model_dir) / CONFIG_NAME, json.dumps(data, indent=2) + "\n")
 
 
 def write_factornet_files(model_dir, tfs, track_names, meta_names=(), features=("bigwig",)):
@@ -154,12 +118,12 @@ def write_factornet_files(model_dir, tfs, track_names, meta_names=(), features=(
     if meta_names:
         files["meta.txt"] = meta_names
     for name, lines in files.items():
-        write_text_atomic(model_dir / name, "".join(f"{line}\n" for line in lines))
+        write_text_atomically(model_dir / name, "".join(f"{line}\n" for line in lines))
 
 
 def write_history(model_dir, history):
     """Write history.json (list of per-epoch records, or a dict of per-epoch lists)."""
-    write_text_atomic(Path(model_dir) / "history.json", json.dumps(history, indent=1) + "\n")
+    write_text_atomically(Path(model_dir) / "history.json", json.dumps(history, indent=1) + "\n")
 
 
 def is_model_dir(path) -> bool:

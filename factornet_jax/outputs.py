@@ -1,5 +1,10 @@
 """Outputs: what a command may write or replace, and how it replaces it; plain-or-gzip input handles.
 
+This is the one home of atomic writes (files and folders that appear whole or not at all):
+`write_file_atomically` / `write_text_atomically` (a file), `write_dir_atomically` (a folder,
+with the -o / -oc checks), `replace_path` (commit a finished sibling), `hidden_sibling` (the
+name of that sibling) and `fsync_dir`. Other modules use these, never their own rename dance.
+
 The -o / -oc convention (FactorNet's), the same in every command:
 
     -o PATH    write a new output; an existing one is refused (an empty folder counts as new)
@@ -227,7 +232,8 @@ def _exchange(a, b):
     raise OSError(err, os.strerror(err), str(b))
 
 
-def _fsync_dir(folder):
+def fsync_dir(folder):
+    """Make renames in `folder` durable (best effort: a filesystem that cannot is left be)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -247,7 +253,7 @@ def replace_path(new, target):
     if not new.is_dir() or not os.path.lexists(target):
         os.replace(new, target)                 # a file, or nothing to replace: one rename
     elif _exchange(new, target):                # `new` now holds the old output
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         shutil.rmtree(new, ignore_errors=True)
     else:
         old = hidden_sibling(target, "old")
@@ -257,9 +263,33 @@ def replace_path(new, target):
         except BaseException:
             os.rename(old, target)
             raise
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
+
+
+def write_file_atomically(path, write):
+    """Create or replace the file `path` whole: `write(handle)` fills a hidden sibling
+    (`.NAME.tmp-*`, opened "xb": not mkstemp, whose files are 0600, so it gets the usual umask),
+    which is flushed, fsynced and renamed onto `path` (`replace_path`); on failure the sibling is
+    removed and `path` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = hidden_sibling(path, "tmp")
+    try:
+        with open(tmp, "xb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        replace_path(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomically(path, text: str):
+    """`write_file_atomically` for a UTF-8 text file."""
+    write_file_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _restore_interrupted(path):

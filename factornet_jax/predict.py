@@ -45,7 +45,6 @@ import functools
 import gzip
 import itertools
 import os
-import secrets
 import time
 import zlib
 from collections import deque
@@ -59,8 +58,8 @@ from factornet_jax.bed import is_data_line, unknown_chrom_message
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
 from factornet_jax.outputs import (PREDICTION, MarkedGzipWriter, bigwig_kind, check_output,
-                                   file_fingerprint, open_maybe_gzip, prediction_comment,
-                                   replace_path)
+                                   file_fingerprint, hidden_sibling, open_maybe_gzip,
+                                   prediction_comment, replace_path)
 from factornet_jax.pipeline import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
 from factornet_jax.progress import Progress
 
@@ -287,11 +286,6 @@ def check_model_store(model, store, tf=None):
     return model.tfs.index(tf)
 
 
-def _tmp_path(path):
-    path = Path(path)
-    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-
-
 # ------------------------------------------------------------------ batches
 
 @functools.lru_cache(maxsize=8)
@@ -495,8 +489,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                 yield Examples(np.zeros(n, np.int32), task.chroms, task.bin_starts,
                                np.zeros((n, 0), np.uint8))
 
-    out_path, tmp = Path(out_path), _tmp_path(out_path)
-    bw_tmp = _tmp_path(bigwig) if bigwig is not None else None
+    out_path, tmp = Path(out_path), hidden_sibling(out_path, "tmp")
+    bw_tmp = hidden_sibling(bigwig, "tmp") if bigwig is not None else None
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if bigwig is not None:
         Path(bigwig).parent.mkdir(parents=True, exist_ok=True)

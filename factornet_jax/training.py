@@ -25,7 +25,8 @@ import numpy as np
 
 from factornet_jax.config import TrainConfig
 from factornet_jax.errors import ConfigError, FactorNetError, OutputError
-from factornet_jax.outputs import OutputKind, check_output, protected_reason, replace_path
+from factornet_jax.outputs import (OutputKind, check_output, fsync_dir, protected_reason, replace_path,
+                                   write_text_atomically)
 from factornet_jax.progress import Progress
 from factornet_jax.steps import TrainState, gather_rows, global_batch, make_steps
 
@@ -183,12 +184,16 @@ def finish_run_dir(config, work, inputs=()):
 
 
 def _write_json(path, data):
-    from factornet_jax.modeldir import write_text_atomic
-    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+    write_text_atomically(path, json.dumps(data, indent=1) + "\n")
 
 
 def save_checkpoint(model_dir, state, record):
-    """Commit params + optimizer state + loop record atomically (tmp dir, then rename)."""
+    """Commit params + optimizer state + loop record atomically (tmp dir, then rename).
+
+    Not `outputs.replace_path`: the resume code (`_has_checkpoint`, `load_checkpoint`) knows
+    exactly these names: `checkpoint.tmp` is filled, `checkpoint` is set aside as
+    `checkpoint.old`, then `checkpoint.tmp` becomes `checkpoint`; a kill between the two renames
+    leaves `checkpoint.old` as the committed one (no rollback, no RENAME_EXCHANGE)."""
     import jax
 
     from factornet_jax.modeldir import save_params
@@ -201,22 +206,14 @@ def save_checkpoint(model_dir, state, record):
     leaves = jax.tree_util.tree_leaves(host.opt_state)
     save_params(tmp / "opt_state.npz", {f"leaf{i:05d}": np.asarray(x) for i, x in enumerate(leaves)})
     _write_json(tmp / "state.json", {**record, "step": int(host.step)})
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     old = Path(model_dir) / (CHECKPOINT + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.rename(final, old)
     os.rename(tmp, final)
-    _fsync_dir(Path(model_dir))
+    fsync_dir(Path(model_dir))
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(model_dir, template):
