@@ -4,6 +4,7 @@
         [--tfs CTCF GABPA] [--seeds 1 2 3] [--settings defaults mo n10 n10mo] [--epochs 20]
         [--ladder-step 4] [--out benchmarks/results/learning_curves.jsonl]
         [--deadline 2026-11-30T15:20] [--doc docs/LEARNING.md] [--report-only]
+        [--observations-file FILE]
 
 Data: the simulated dataset of benchmarks/accuracy.py (its `prepare_data`: a --genome-mb
 genome, simulation seed --sim-seed, cell lines CellA, CellB for training and CellC held out,
@@ -463,10 +464,14 @@ def parse_args(argv):
     p.add_argument("--report-only", action="store_true", help="only write --doc from --out")
     p.add_argument("--machine", default="2-core CPU, no GPU")
     p.add_argument("--observations", default="", help="observations paragraph for the report")
+    p.add_argument("--observations-file", default=None,
+                   help="read the observations (markdown) from this file instead")
     args = p.parse_args(argv)
     if args.deadline:
         args.deadline = datetime.datetime.fromisoformat(args.deadline).replace(
             tzinfo=datetime.timezone.utc)
+    if args.observations_file:
+        args.observations = Path(args.observations_file).read_text().strip()
     if args.ladder_step < 1:
         p.error("--ladder-step must be at least 1")
     return args

@@ -629,8 +629,10 @@ def test_subprocess_one_line(words, tmp_path, tiny_inputs, tiny_stores, cell):
     else:
         argv = train_argv(tiny_stores["cell_stores"][0], tmp_path / "model", "-n", "-1")
     module = "preprocess" if argv[0] == "preprocess" else "train"
+    # the stage drivers run from a checkout (they are not installed): cwd = the repository
+    checkout = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, "-m", module, *[str(a) for a in argv[1:]]],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                          capture_output=True, text=True, cwd=checkout, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
