@@ -16,7 +16,7 @@ class DemoConfig:
     seed: int = 1                 # simulator and training seed
     genome_mb: float = 12.0       # simulated genome size
     tf: str = "CTCF"              # the TF trained and scored
-    epochs: int = 12              # training epochs (early stopping may end sooner)
+    epochs: int = 8               # training epochs (-n 10 -mo learns in 2-3: docs/LEARNING.md)
     kernels: int = 32             # -k
     recurrent: int = 16           # -r
     dense: int = 64               # -d

@@ -9,7 +9,7 @@ def add_arguments(parser):
     add_output_arguments(parser, "DIR", "demo folder", default="factornet_demo")
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulation and training")
     parser.add_argument("--genome-mb", type=float, default=12.0, help="simulated genome size (12 Mb)")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs (12)")
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs (8)")
     parser.add_argument("--max-steps", type=int, default=0, help="cap steps per epoch (0: none)")
 
 
