@@ -250,22 +250,22 @@ def replace_path(new, target):
     """Move the finished output `new` to `target`, atomically replacing what is there (see the
     module docstring); the old output is deleted afterwards."""
     new, target = Path(new), Path(target)
+    leftover = None
     if not new.is_dir() or not os.path.lexists(target):
         os.replace(new, target)                 # a file, or nothing to replace: one rename
-    elif _exchange(new, target):                # `new` now holds the old output
-        fsync_dir(target.parent)
-        shutil.rmtree(new, ignore_errors=True)
+    elif _exchange(new, target):
+        leftover = new                          # `new` now holds the old output
     else:
-        old = hidden_sibling(target, "old")
-        os.rename(target, old)
+        leftover = hidden_sibling(target, "old")
+        os.rename(target, leftover)
         try:
             os.rename(new, target)
         except BaseException:
-            os.rename(old, target)
+            os.rename(leftover, target)
             raise
-        fsync_dir(target.parent)
-        shutil.rmtree(old, ignore_errors=True)
     fsync_dir(target.parent)
+    if leftover is not None:
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def write_file_atomically(path, write):
