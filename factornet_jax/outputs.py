@@ -12,7 +12,9 @@ The -o / -oc convention (FactorNet's), the same in every command:
 
 Only our own output is ever replaced (`OutputKind.is_ours`): a model directory (config.json with
 our format tag), a folder holding `MARKER` that names the command, a prediction file whose gzip
-header carries `PREDICTION_COMMENT` (and the bigWig it records), a store with our attributes. Refused, whatever the flag, with one line naming the path
+header carries `PREDICTION_COMMENT` (and the bigWig it records), a store with our attributes. An output of
+ours that holds an entry we did not write (a user's file put inside it) is not replaced either
+(`OutputKind.foreign_entries`: the entries MARKER lists, or a model directory's known files). Refused, whatever the flag, with one line naming the path
 and nothing changed: the home folder, the current folder, the filesystem root, a path that is
 or holds one of the command's inputs, a symbolic link, a file where a folder is expected (and
 the reverse), and anything else that is not empty.
@@ -45,6 +47,9 @@ from factornet_jax.errors import InputFileError, OutputError
 MARKER = ".factornet-output.json"       # in every output folder we create, except model dirs
 MARKER_FORMAT = "factornet-jax/output"
 PREDICTION_COMMENT = "factornet-jax/predict v1"   # gzip FCOMMENT of a prediction bedGraph.gz
+# what a model directory holds (modeldir.py writes them; training adds its resume files)
+MODEL_DIR_ENTRIES = frozenset({"config.json", "best.npz", "final.npz", "history.json", "chip.txt",
+                               "feature.txt", "bigwig.txt", "meta.txt"})
 
 
 def open_maybe_gzip(path, what="file"):
@@ -74,6 +79,18 @@ class OutputKind:
     what: str                    # the output, in words ("report folder")
     folder: bool = True          # a folder (False: a file)
     recognise: Callable | None = None   # path -> bool; None: MARKER names `command`
+    entries: frozenset | None = None    # names this output may hold; None: those MARKER lists
+
+    def foreign_entries(self, path) -> list:
+        """Entries of the folder `path` (ours) that this command did not write there, e.g. a
+        user's file put inside later: -oc refuses to replace the folder while they are there."""
+        if not self.folder or not Path(path).is_dir():
+            return []
+        ours = self.entries if self.entries is not None else marker_entries(path)
+        if ours is None:
+            return []
+        return sorted(name for name in os.listdir(path)
+                      if name != MARKER and name not in ours and not _our_temporary(name))
 
     def is_ours(self, path) -> bool:
         """True when `path` is recognisably an output of this kind that we wrote."""
@@ -83,18 +100,36 @@ class OutputKind:
 
 
 def write_marker(folder, command):
-    """Mark `folder` as an output of `command` (what lets a later -oc replace it)."""
-    text = json.dumps({"format": MARKER_FORMAT, "version": 1, "command": command}) + "\n"
+    """Mark `folder`, once filled, as an output of `command` (what lets a later -oc replace it),
+    listing the entries it holds (what a later -oc may remove)."""
+    entries = sorted(name for name in os.listdir(folder) if name != MARKER)
+    text = json.dumps({"format": MARKER_FORMAT, "version": 1, "command": command,
+                       "entries": entries}) + "\n"
     (Path(folder) / MARKER).write_text(text, encoding="utf-8")
+
+
+def _read_marker(folder):
+    try:
+        data = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("format") == MARKER_FORMAT else {}
+
+
+def marker_entries(folder):
+    """The entries `folder`'s MARKER lists (a set), or None when it lists none."""
+    entries = _read_marker(folder).get("entries")
+    return set(entries) if isinstance(entries, list) else None
+
+
+def _our_temporary(name):
+    """A hidden sibling or temporary file of ours (`hidden_sibling` names)."""
+    return name.startswith(".") and any(f".{tag}-" in name for tag in ("tmp", "partial", "old"))
 
 
 def marker_command(folder):
     """The command named by `folder`'s MARKER, or None."""
-    try:
-        data = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return data.get("command") if isinstance(data, dict) and data.get("format") == MARKER_FORMAT else None
+    return _read_marker(folder).get("command")
 
 
 def _is_model_dir(path):
@@ -137,7 +172,8 @@ def _is_prediction(path):
     return comment is not None and comment.startswith(PREDICTION_COMMENT)
 
 
-KERAS_IMPORT = OutputKind("import-keras", "model directory", recognise=_is_model_dir)
+KERAS_IMPORT = OutputKind("import-keras", "model directory", recognise=_is_model_dir,
+                          entries=MODEL_DIR_ENTRIES)
 REPORT = OutputKind("evaluate", "report folder")
 VISUALIZATION = OutputKind("visualize", "visualize folder")
 SIMULATION = OutputKind("simulate", "simulated dataset")
@@ -204,6 +240,11 @@ def check_output(path, overwrite, kind: OutputKind, inputs=(), flag=None):
     if not overwrite:
         raise OutputError(f"{flag} {path}: {kind.what} exists; use -oc {path} to replace it, or "
                           "give a new path")
+    foreign = kind.foreign_entries(path)
+    if foreign:
+        raise OutputError(f"{flag} {path}: holds {path / foreign[0]}, which factornet "
+                          f"{kind.command} did not write; move it out first, or give a new path "
+                          "(nothing was changed)")
     return path
 
 

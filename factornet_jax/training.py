@@ -25,8 +25,8 @@ import numpy as np
 
 from factornet_jax.config import TrainConfig
 from factornet_jax.errors import ConfigError, FactorNetError, OutputError
-from factornet_jax.outputs import (OutputKind, check_output, fsync_dir, protected_reason, replace_path,
-                                   write_text_atomically)
+from factornet_jax.outputs import (MODEL_DIR_ENTRIES, OutputKind, check_output, fsync_dir,
+                                   protected_reason, replace_path, write_text_atomically)
 from factornet_jax.progress import Progress
 from factornet_jax.steps import TrainState, gather_rows, global_batch, make_steps
 
@@ -114,7 +114,9 @@ def _is_run_dir(path):
     return is_model_dir(path) or _run_state(path) is not None
 
 
-RUN_DIR = OutputKind("train run", "model directory", recognise=_is_run_dir)
+RUN_DIR = OutputKind("train run", "model directory", recognise=_is_run_dir,
+                     entries=MODEL_DIR_ENTRIES | {STATE_FILE, CHECKPOINT, CHECKPOINT + ".tmp",
+                                                  CHECKPOINT + ".old"})
 
 
 def _check_known_settings(folder):
@@ -168,7 +170,7 @@ def open_run_dir(work, fresh):
     afresh (prepare_output found it absent, empty or a run of ours that is not resumed)."""
     work = Path(work)
     if fresh and work.exists():
-        if any(work.iterdir()) and not _is_run_dir(work):
+        if (any(work.iterdir()) and not _is_run_dir(work)) or RUN_DIR.foreign_entries(work):
             raise OutputError(f"{work}: other files appeared in the model directory during the "
                               "first epoch; move them away and run the command again")
         shutil.rmtree(work)

@@ -80,6 +80,7 @@ CASES = {
     "predict_bed_unknown_chrom": "predict -b BED line on a chromosome the store lacks",
     # outputs (tests/test_outputs_safety.py): -o / -oc never destroy what factornet did not write
     "output_oc_foreign_folder": "-oc names a non-empty folder that factornet did not write",
+    "output_oc_foreign_entry": "-oc names our earlier output, but a file we did not write was put inside it",
     "output_o_ours_exists": "-o names an earlier output of the same command",
     "output_file_for_folder": "-o names a file where a folder is expected",
     "output_oc_current_folder": "-oc names the current folder",

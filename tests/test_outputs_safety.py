@@ -109,9 +109,15 @@ def test_o_on_our_own_output_points_to_oc(tmp_path, scored, capsys, places):
     expect_error("output_o_ours_exists", scored + ["-o", target], capsys, places,
                  names=["-o", target, f"-oc {target}"])
     assert tree(target) == before
-    (target / "stale.txt").write_text("old run\n")
+    # a file of the user's put inside our output: -oc refuses to replace the folder with it
+    (target / "notes.txt").write_text("the user's, not ours\n")
+    before = tree(target)
+    expect_error("output_oc_foreign_entry", scored + ["-oc", target], capsys, places,
+                 names=["-oc", target / "notes.txt"])
+    assert tree(target) == before
+    (target / "notes.txt").unlink()
     assert cli(scored + ["-oc", target], capsys)[0] == 0
-    assert not (target / "stale.txt").exists() and (target / "metrics.json").is_file()
+    assert (target / "metrics.json").is_file()
 
 
 def test_a_file_where_a_folder_is_expected(tmp_path, scored, capsys, places):
@@ -335,7 +341,6 @@ def test_train_progress_and_warnings_go_to_stderr(finished_run):
 def test_train_oc_keeps_the_old_model_until_the_new_one_is_complete(finished_run, tmp_path, capsys):
     from factornet_jax.modeldir import load_model
     target = Path(shutil.copytree(finished_run["out"], tmp_path / "model"))
-    (target / "notes.txt").write_text("inside our model dir: replaced with it\n")
     before = tree(target)
     argv = finished_run["argv"][:-2] + ["-e", "2", "-oc", target]
     code, _, err = finished_run["run"](argv, patch_steps=2)   # Ctrl-C in epoch 2, after a checkpoint
@@ -348,8 +353,18 @@ def test_train_oc_keeps_the_old_model_until_the_new_one_is_complete(finished_run
     code, out, err = finished_run["run"](argv)
     assert code == 0, err
     assert f"resuming {partial} after epoch 1" in err
-    assert not partial.exists() and not (target / "notes.txt").exists()
+    assert not partial.exists()
     assert [h["epoch"] for h in json.loads((target / "history.json").read_text())] == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_train_oc_refuses_a_model_dir_holding_a_file_it_did_not_write(finished_run, tmp_path, capsys):
+    target = Path(shutil.copytree(finished_run["out"], tmp_path / "model"))
+    (target / "notes.txt").write_text("the user's, not ours\n")
+    before = tree(target)
+    code, _, err = finished_run["run"](finished_run["argv"][:-2] + ["-oc", target])
+    assert code == 2 and f"holds {target / 'notes.txt'}" in err, err
+    assert tree(target) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
