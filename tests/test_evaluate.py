@@ -236,9 +236,13 @@ def test_existing_report_dir_needs_oc(dataset, capsys):
     out = dataset["tmp"] / "report"
     base = ["-p", str(dataset["files"][0]), "--peaks", str(dataset["peaks"]), "--no-plots"]
     assert cli(base + ["-o", str(out)]) == 0
-    (out / "stale.txt").write_text("old")
     assert cli(base + ["-o", str(out)]) == 2
     assert f"report folder exists; use -oc {out}" in capsys.readouterr().err
+    (out / "stale.txt").write_text("the user's")      # a file we did not write: -oc keeps it
+    assert cli(base + ["-oc", str(out)]) == 2
+    assert f"holds {out / 'stale.txt'}" in capsys.readouterr().err
+    assert (out / "stale.txt").read_text() == "the user's"
+    (out / "stale.txt").unlink()
     assert cli(base + ["-oc", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [".factornet-output.json", "metrics.json",
                                                      "metrics.tsv"]

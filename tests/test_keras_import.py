@@ -201,9 +201,12 @@ def test_cli_writes_a_model_dir_and_respects_oc(tmp_path, capsys):
     assert model.track_names == ["DGF"] and model.tfs == ["EGR1"]
     assert run_cli(["import-keras", str(source), "-o", str(out)]) == 2
     assert f"model directory exists; use -oc {out}" in capsys.readouterr().err
-    (out / "stale.txt").write_text("old")
+    (out / "stale.txt").write_text("the user's")      # a file we did not write: -oc keeps it
+    assert run_cli(["import-keras", str(source), "-oc", str(out)]) == 2
+    assert f"holds {out / 'stale.txt'}" in capsys.readouterr().err
+    (out / "stale.txt").unlink()
     assert run_cli(["import-keras", str(source), "-oc", str(out)]) == 0
-    assert not (out / "stale.txt").exists() and (out / "best.npz").is_file()
+    assert (out / "best.npz").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["egr1"]          # no staging dirs left
 
 

@@ -393,10 +393,13 @@ def test_existing_finished_run_refused_by_o_and_overwritten_by_oc(toy, base_run,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "finished run" in err and "Traceback" not in err
     assert (target / "final.npz").read_bytes() == before
-    (target / "stale.txt").write_text("left over")
+    (target / "stale.txt").write_text("the user's")   # a file we did not write: -oc keeps it
+    assert cli(base_argv(toy, "-oc", target)) == 2
+    assert f"holds {target / 'stale.txt'}" in capsys.readouterr().err
+    assert (target / "final.npz").read_bytes() == before
+    (target / "stale.txt").unlink()
     assert cli(base_argv(toy, "-oc", target)) == 0
     assert "multiTask model" in capsys.readouterr().out
-    assert not (target / "stale.txt").exists()
     history = json.loads((target / "history.json").read_text())
     assert strip_timing(history) == strip_timing(base_run["result"].history)
     assert_npz_equal(target / "final.npz", base_run["dir"] / "final.npz")

@@ -310,10 +310,13 @@ def test_cli_refuses_existing_output_and_overwrites_with_oc(result, planted, cap
     before = (out / "matches.tsv").read_bytes()
     assert run_command(build_parser(), argv + ["-o", str(out)]) == 2
     assert f"visualize folder exists; use -oc {out}" in capsys.readouterr().err
-    (out / "stale.txt").write_text("old run")
+    (out / "stale.txt").write_text("the user's")      # a file we did not write: -oc keeps it
+    assert run_command(build_parser(), argv + ["-oc", str(out)]) == 2
+    assert f"holds {out / 'stale.txt'}" in capsys.readouterr().err
+    (out / "stale.txt").unlink()
     assert run_command(build_parser(), argv + ["-oc", str(out)]) == 0
     assert capsys.readouterr().out.startswith("visualize: 30 windows on chr11")
-    assert not (out / "stale.txt").exists() and (out / "matches.tsv").read_bytes() == before
+    assert (out / "matches.tsv").read_bytes() == before
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(("out", ".out"))) == ["out"]
 
 
