@@ -202,6 +202,13 @@ def _lstm_weight_init(kind):
     return init
 
 
+def sigmoid_via_tanh(x):
+    """The logistic function as 0.5 + 0.5 tanh(x / 2): equal to 1 / (1 + exp(-x)) up to float
+    rounding, and cheaper on CPU, where the BiLSTM's gates are most of the model's time
+    (docs/BENCHMARKS.md)."""
+    return 0.5 * jnp.tanh(0.5 * x) + 0.5
+
+
 def bilstm_scan(x, w_in, w_rec, bias, cell="standard", masks=None):
     """Bidirectional LSTM over time, both directions in one lax.scan.
 
@@ -222,7 +229,7 @@ def bilstm_scan(x, w_in, w_rec, bias, cell="standard", masks=None):
     (B, T, 2H) float32: [forward_t, backward_t]; the backward direction reads the reversed
     sequence and its outputs are reversed back (Keras Bidirectional, merge_mode="concat").
     """
-    gate = hard_sigmoid if cell == "keras1" else jax.nn.sigmoid
+    gate = hard_sigmoid if cell == "keras1" else sigmoid_via_tanh
     hidden = w_rec.shape[1]
     batch = x.shape[0]
     xs = jnp.stack([x, x[:, ::-1]], axis=0)                       # (2, B, T, F)
@@ -252,7 +259,8 @@ def bilstm_scan(x, w_in, w_rec, bias, cell="standard", masks=None):
         return (h, c), h
 
     zeros = jnp.zeros((2, batch, hidden), x.dtype)
-    _, hs = jax.lax.scan(step, (zeros, zeros), proj)               # (T, 2, B, H)
+    # two steps per loop iteration: less loop overhead, same arithmetic (docs/BENCHMARKS.md)
+    _, hs = jax.lax.scan(step, (zeros, zeros), proj, unroll=2)     # (T, 2, B, H)
     forward = jnp.transpose(hs[:, 0], (1, 0, 2))
     backward = jnp.transpose(hs[::-1, 1], (1, 0, 2))
     return jnp.concatenate([forward, backward], axis=-1)
@@ -348,54 +356,135 @@ class FactorNet(nn.Module):
     ``__call__(onehot, signal, meta=None, gencode=None, train=False)``: onehot (N, L, 4)
     uint8/float, signal (N, L, S) float32, meta (N, num_meta), gencode (N, 6). Column 0 of
     the strand axis is the forward window, column 1 its reverse complement.
+
+    The tower is split where its arithmetic stops being local to a position, so that other
+    entry points (``model.apply(..., method=...)``) reuse the very same layers:
+    ``strands`` (inputs of both strands) -> ``positions`` (Conv1D + per-position Dense: each
+    output depends only on ``kernel_width`` bases) -> ``pool`` -> ``head`` (BiLSTM, dense
+    layers, output). ``ladder`` scores many overlapping windows of one stretch of sequence
+    with ``positions`` computed once for the whole stretch.
     """
     cfg: ModelConfig
     lstm_backend: str = "scan"
 
-    def tower(self, x, extra, train):
-        """Shared tower: (B, L, 4 + S) inputs [+ (B, E) extra features] -> (B, T) logits."""
+    def setup(self):
         cfg = self.cfg
         dense = functools.partial(nn.Dense, kernel_init=nn.initializers.glorot_uniform())
-        x = nn.Conv(cfg.kernels, (cfg.kernel_width,), padding="VALID", kernel_init=keras1_conv_init,
-                    name="conv")(x)
-        x = nn.relu(x)
-        x = nn.Dropout(0.1, deterministic=not train)(x)
-        x = nn.relu(dense(cfg.kernels, name="position_dense")(x))
-        if cfg.recurrent < 0:
-            x = jnp.max(x, axis=1)
-        else:
-            x = nn.max_pool(x, (cfg.pool_size,), strides=(cfg.pool_size,), padding="VALID")
-            if cfg.recurrent > 0:
-                x = BiLSTM(cfg.recurrent, cfg.lstm_cell, self.lstm_backend, cfg.lstm_dropout,
-                           name="bilstm")(x, train)
-            x = x.reshape(x.shape[0], -1)          # row-major (position, channel), as Keras Flatten
-        x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
-        x = nn.relu(dense(cfg.dense, name="dense")(x))
-        if extra is not None:
-            x = jnp.concatenate([x, extra], axis=-1)
-            x = nn.Dropout(0.1, deterministic=not train)(x)
-            x = nn.relu(dense(cfg.dense, name="meta_dense")(x))
-        x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
-        return dense(cfg.num_tasks, name="output")(x)
+        self.conv = nn.Conv(cfg.kernels, (cfg.kernel_width,), padding="VALID",
+                            kernel_init=keras1_conv_init)
+        self.conv_dropout = nn.Dropout(0.1)
+        self.position_dense = dense(cfg.kernels)
+        if cfg.recurrent > 0:
+            self.bilstm = BiLSTM(cfg.recurrent, cfg.lstm_cell, self.lstm_backend, cfg.lstm_dropout)
+        self.recurrent_dropout = nn.Dropout(cfg.dropout)
+        self.dense = dense(cfg.dense)
+        if cfg.num_extra:
+            self.meta_dropout = nn.Dropout(0.1)
+            self.meta_dense = dense(cfg.dense)
+        self.output_dropout = nn.Dropout(cfg.dropout)
+        self.output = dense(cfg.num_tasks)
 
-    @nn.compact
-    def __call__(self, onehot, signal, meta=None, gencode=None, train=False):
+    def strands(self, onehot, signal):
+        """Inputs of both strands: (N, P, 4), (N, P, S) -> (2N, P, 4 + S), rows [x0+, x0-, x1+, ...].
+
+        The reverse row is the reverse complement of the whole stretch (bases reversed and
+        complemented, tracks reversed with their _fwd/_rev pairs swapped); the signal
+        transform of the model is applied here."""
         cfg = self.cfg
-        n = onehot.shape[0]
+        n, length = onehot.shape[:2]
         onehot = jnp.asarray(onehot).astype(jnp.float32)
-        signal = jnp.asarray(signal, jnp.float32).reshape(n, onehot.shape[1], cfg.num_tracks)
+        signal = jnp.asarray(signal, jnp.float32).reshape(n, length, cfg.num_tracks)
         if cfg.signal_transform == "log1p":
             signal = jnp.log1p(jnp.maximum(signal, 0.0))
         perm = strand_swap_permutation(cfg.track_names)
         forward = jnp.concatenate([onehot, signal], axis=-1)
         reverse = jnp.concatenate([onehot[:, ::-1, ::-1], signal[:, ::-1][..., perm]], axis=-1)
-        # interleave strands, rows [w0+, w0-, w1+, ...]: a batch sharded over "data" stays local
-        x = jnp.stack([forward, reverse], axis=1).reshape((2 * n,) + forward.shape[1:])   # (2N, L, 4 + S)
-        extra = _extra_features(cfg, n, meta, gencode)
+        # interleave strands: a batch sharded over "data" keeps both strands of a row local
+        return jnp.stack([forward, reverse], axis=1).reshape((2 * n,) + forward.shape[1:])
+
+    def positions(self, x, train=False):
+        """Per-position layers: (B, P, 4 + S) -> (B, P - kernel_width + 1, kernels)."""
+        x = nn.relu(self.conv(x))
+        x = self.conv_dropout(x, deterministic=not train)
+        return nn.relu(self.position_dense(x))
+
+    def pool(self, h):
+        """One window's position outputs (B, conv_len, K) -> (B, pooled_len, K), or (B, K) for
+        a global max (recurrent < 0)."""
+        if self.cfg.recurrent < 0:
+            return jnp.max(h, axis=1)
+        return nn.max_pool(h, (self.cfg.pool_size,), strides=(self.cfg.pool_size,), padding="VALID")
+
+    def head(self, x, extra, train=False):
+        """Pooled windows (B, pooled_len, K) or (B, K) [+ (B, E) extra features] -> (B, T) logits."""
+        cfg = self.cfg
+        if cfg.recurrent > 0:
+            x = self.bilstm(x, train)
+        if cfg.recurrent >= 0:
+            x = x.reshape(x.shape[0], -1)          # row-major (position, channel), as Keras Flatten
+        x = self.recurrent_dropout(x, deterministic=not train)
+        x = nn.relu(self.dense(x))
+        if extra is not None:
+            x = jnp.concatenate([x, extra], axis=-1)
+            x = self.meta_dropout(x, deterministic=not train)
+            x = nn.relu(self.meta_dense(x))
+        x = self.output_dropout(x, deterministic=not train)
+        return self.output(x)
+
+    def __call__(self, onehot, signal, meta=None, gencode=None, train=False):
+        n = onehot.shape[0]
+        x = self.strands(onehot, signal)                                    # (2N, L, 4 + S)
+        extra = _extra_features(self.cfg, n, meta, gencode)
         if extra is not None:
             extra = jnp.repeat(extra, 2, axis=0)                            # same for both strands
-        logits = self.tower(x, extra, train)                                # (2N, T)
-        return logits.reshape(n, 2, cfg.num_tasks)
+        logits = self.head(self.pool(self.positions(x, train)), extra, train)   # (2N, T)
+        return logits.reshape(n, 2, self.cfg.num_tasks)
+
+    def ladder(self, onehot, signal, meta=None, gencode=None, *, step):
+        """Strand logits (G, n, 2, T) of n overlapping windows per stretch, in inference mode.
+
+        Parameters
+        ----------
+        onehot : (G, P, 4) and signal : (G, P, S), stretches of P = seq_len + (n - 1) * step bp;
+            window k of a stretch covers its bases [k * step, k * step + seq_len)
+        meta : (G, n, num_meta) or None; gencode : (G, n, 6) or None, per window
+        step : bp between consecutive windows (static)
+
+        The per-position layers run once over each stretch (and once over its reverse
+        complement); pooling, BiLSTM and the dense head run per window on the shared output.
+        Equal to ``__call__`` on the n windows up to float32 rounding.
+        """
+        cfg = self.cfg
+        g, length = onehot.shape[:2]
+        n = (length - cfg.seq_len) // step + 1
+        if n < 1 or cfg.seq_len + (n - 1) * step != length:
+            raise ValueError(f"stretch of {length} bp is not seq_len {cfg.seq_len} + a multiple "
+                             f"of step {step}")
+        h = self.positions(self.strands(onehot, signal))                    # (2G, P - w + 1, K)
+        k = jnp.arange(n)
+        # window k starts at k * step in the forward stretch and, as its reverse complement,
+        # at P - seq_len - k * step in the reverse-complemented stretch
+        offsets = jnp.stack([k * step, length - cfg.seq_len - k * step])   # (2, n)
+        offsets = jnp.tile(offsets, (g, 1))                                 # (2G, n)
+        rows = jnp.arange(2 * g)[:, None, None]
+        if cfg.recurrent < 0:
+            idx = offsets[:, :, None] + jnp.arange(cfg.conv_len)            # (2G, n, conv_len)
+            pooled = h[rows, idx].max(axis=2)                               # (2G, n, K)
+        else:
+            # max over every pool_size-wide run of positions, then each window's own grid
+            sliding = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, cfg.pool_size, 1),
+                                            (1, 1, 1), "VALID")
+            idx = offsets[:, :, None] + cfg.pool_size * jnp.arange(cfg.pooled_len)
+            pooled = sliding[rows, idx]                                     # (2G, n, pooled, K)
+        # rows (g, strand) x n windows -> (g, window, strand): the order __call__ uses
+        pooled = pooled.reshape((g, 2, n) + pooled.shape[2:]).swapaxes(1, 2)
+        pooled = pooled.reshape((g * n * 2,) + pooled.shape[3:])
+        flat = lambda a: None if a is None else jnp.asarray(a).reshape((g * n,) + a.shape[2:])
+        extra = _extra_features(cfg, g * n, flat(meta), flat(gencode))
+        if extra is not None:
+            extra = jnp.repeat(extra, 2, axis=0)
+        logits = self.head(pooled, extra)
+        return logits.reshape(g, n, 2, cfg.num_tasks)
 
 
 def _extra_features(cfg, n, meta, gencode):

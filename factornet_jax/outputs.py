@@ -415,18 +415,23 @@ def file_fingerprint(path, edge=1 << 20):
     return digest.hexdigest()
 
 
-def prediction_comment(bigwig_fingerprint=None):
-    """The gzip comment of a prediction file: PREDICTION_COMMENT and the bigWig's fingerprint
-    (64 hex digits, or '-' x 64 without one: a fixed length, filled in when the bigWig is done)."""
-    return f"{PREDICTION_COMMENT} bigwig={bigwig_fingerprint or '-' * 64}"
+def prediction_comment(bigwig_fingerprint=None, std_fingerprint=None):
+    """The gzip comment of a prediction file: PREDICTION_COMMENT and the fingerprints of the
+    bigWigs written with it (64 hex digits, or '-' x 64 without one: a fixed length, filled in
+    when the bigWigs are done): the scores' (--bigwig) and the ensemble spread's (--std-bigwig)."""
+    return (f"{PREDICTION_COMMENT} bigwig={bigwig_fingerprint or '-' * 64} "
+            f"std={std_fingerprint or '-' * 64}")
 
 
-def bigwig_kind(prediction_path):
-    """The --bigwig output: ours when it is the bigWig recorded by our prediction file at
-    `prediction_path` (same fingerprint)."""
+def bigwig_kind(prediction_path, which="bigwig"):
+    """A bigWig output of predict (`which`: "bigwig" for --bigwig, "std" for --std-bigwig):
+    ours when it is the bigWig recorded by our prediction file at `prediction_path` (same
+    fingerprint)."""
     def recognise(path):
         comment = gzip_comment(prediction_path) or ""
-        recorded = comment.rpartition("bigwig=")[2] if comment.startswith(PREDICTION_COMMENT) else ""
+        fields = dict(item.partition("=")[::2] for item in comment.split()[1:]
+                      if "=" in item) if comment.startswith(PREDICTION_COMMENT) else {}
+        recorded = fields.get(which, "")
         return (len(recorded) == 64 and set(recorded) != {"-"} and path.is_file()
                 and file_fingerprint(path) == recorded)
     return OutputKind("predict", "bigWig", folder=False, recognise=recognise)

@@ -57,6 +57,8 @@ from factornet_jax.batch_processes import batch_workers
 from factornet_jax.bed import is_data_line, unknown_chrom_message
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
+from factornet_jax.ladder import (Sharing, StepCounts, StretchReader, choose_sharing, segments,
+                                  stretch_batches)
 from factornet_jax.outputs import (PREDICTION, MarkedGzipWriter, bigwig_kind, check_output,
                                    file_fingerprint, hidden_sibling, open_maybe_gzip,
                                    prediction_comment, replace_path)
@@ -85,6 +87,9 @@ class PredictSummary:
     devices: int                # devices the batch was split over
     seconds: float              # wall time of the whole run
     windows_per_second: float   # n_windows / seconds of the scoring pass
+    sharing: Sharing = Sharing("per-window")   # the scoring path (factornet_jax.ladder)
+    n_models: int = 1                          # models averaged (an ensemble when > 1)
+    std_bigwig_path: str | None = None         # the ensemble's spread, if asked for
 
 
 @dataclass(frozen=True)
@@ -196,17 +201,19 @@ class BedScan:
     n_bins: int
     chrom_order: list            # chromosomes in order of first appearance
     sorted_runs: bool            # each chromosome in one run, starts non-decreasing
+    steps: StepCounts            # distances between consecutive centres (ladder detection)
 
 
-def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES):
+def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES, sorted_for="--bigwig"):
     """Check every interval of `path` against `chrom_sizes`; count them (one streaming pass).
 
     Raises InputFileError naming the file and line for an unknown chromosome, an interval
-    past the chromosome end, a malformed line, an empty file, or (`need_sorted`, for
-    --bigwig) an interval out of order.
+    past the chromosome end, a malformed line, an empty file, or (`need_sorted`, for the
+    bigWig outputs named by `sorted_for`) an interval out of order.
     """
     n_bins, order, seen = 0, [], set()
     last_chrom, last_start, sorted_runs = None, -1, True
+    steps = StepCounts()
     for block in iter_bed_blocks(path, block_lines):
         if not len(block):
             continue
@@ -232,10 +239,10 @@ def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES):
             name = str(block.chroms[i])
             if name in seen:
                 if sorted_runs and need_sorted:
-                    raise InputFileError(path, f"--bigwig needs a BED sorted by chromosome and "
+                    raise InputFileError(path, f"{sorted_for} needs a BED sorted by chromosome and "
                                                f"start, but {name} comes back here after other "
                                                "chromosomes; sort it (sort -k1,1 -k2,2n) or drop "
-                                               "--bigwig", int(block.lines[i]))
+                                               f"{sorted_for}", int(block.lines[i]))
                 sorted_runs = False
             else:
                 seen.add(name)
@@ -246,16 +253,17 @@ def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES):
         if down.size:
             if need_sorted:
                 i = down[0]
-                raise InputFileError(path, f"--bigwig needs a BED sorted by chromosome and start, "
+                raise InputFileError(path, f"{sorted_for} needs a BED sorted by chromosome and start, "
                                            f"but start {block.starts[i]} follows {prev[i]}; sort "
-                                           "it (sort -k1,1 -k2,2n) or drop --bigwig",
+                                           f"it (sort -k1,1 -k2,2n) or drop {sorted_for}",
                                      int(block.lines[i]))
             sorted_runs = False
         last_chrom, last_start = str(block.chroms[-1]), int(block.starts[-1])
+        steps.add(block.chroms, (block.starts + block.ends) // 2)
         n_bins += len(block)
     if not n_bins:
         raise InputFileError(path, "no intervals found; expected BED lines 'chrom start end'")
-    return BedScan(n_bins, order, sorted_runs)
+    return BedScan(n_bins, order, sorted_runs, steps)
 
 
 # ------------------------------------------------------------------ model and store checks
@@ -292,15 +300,28 @@ def check_model_store(model, store, tf=None):
 def _eval_step(model_config, n_devices, compute_dtype, lstm_backend="scan"):
     """The jitted eval step (`steps.make_steps`) over a ("data",) mesh of every device, kept per
     architecture so repeated predictions (one per TF, per cell line) compile once per shape."""
-    import jax
-
     from factornet_jax.model import make_model
     from factornet_jax.steps import make_steps
-    mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    mesh = _data_mesh(n_devices)
     # the train step (and so the optimizer) is never used here
     model = make_model(model_config, lstm_backend)
     _, eval_step, data_sharding, replicated = make_steps(model, None, mesh, compute_dtype)
     return eval_step, data_sharding, replicated
+
+
+@functools.lru_cache(maxsize=8)
+def _ladder_step(model_config, n_devices, compute_dtype, lstm_backend, step):
+    """The jitted shared-computation step (`steps.make_ladder_step`), kept per architecture."""
+    from factornet_jax.model import make_model
+    from factornet_jax.steps import make_ladder_step
+    return make_ladder_step(make_model(model_config, lstm_backend), _data_mesh(n_devices),
+                            compute_dtype, step)
+
+
+def _data_mesh(n_devices):
+    """A ("data",) mesh over the first `n_devices` devices."""
+    import jax
+    return jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 @dataclass
@@ -309,14 +330,14 @@ class _OpenBlock:
     block: BedBlock
     scores: np.ndarray          # (N,) float32, 0 where not scored
     remaining: int              # batches not yet scored
+    spread: np.ndarray          # (N,) float32 standard deviation over the models
 
 
 @dataclass(frozen=True)
 class _Task:
     owner: _OpenBlock
-    rows: np.ndarray            # (n,) indices into the block
-    chroms: np.ndarray          # (n,) str
-    bin_starts: np.ndarray      # (n,) int64, start of the 200-bp bin centred on the interval
+    rows: np.ndarray | None     # (n,) indices into the block; None: a block with no usable row
+    payload: object = None      # what the loader reads: Examples (per-window) or StretchBatch
 
 
 def _usable(block, zone, chrom_sizes, seq_len):
@@ -344,7 +365,7 @@ class _BigWigWriter:
         import pyBigWig
         self.handle = pyBigWig.open(str(path), "w")
         if self.handle is None:
-            raise FactorNetError(f"--bigwig {path}: cannot create the file")
+            raise FactorNetError(f"{path}: cannot create the bigWig file")
         # pyBigWig wants entries in header order: the BED's chromosomes first, as they come
         header = list(chrom_order) + [c for c in chrom_sizes if c not in set(chrom_order)]
         self.handle.addHeader([(c, int(chrom_sizes[c])) for c in header])
@@ -377,32 +398,159 @@ class _BigWigWriter:
         self.handle.close()
 
 
+# ------------------------------------------------------------------ the models
+
+class _Ensemble:
+    """One or more loaded models scoring the same windows: each batch is read once and run
+    through every model's compiled step; the score is the mean of their probabilities."""
+
+    def __init__(self, models, store, tf, n_devices, compute_dtype, lstm_backend):
+        import jax
+
+        from factornet_jax.model import check_lstm_backend
+        self.models = models
+        self.task_indices = [check_model_store(m, store, tf) for m in models]
+        tfs = sorted({m.tfs[i] for m, i in zip(models, self.task_indices)})
+        if len(tfs) > 1:
+            raise ConfigError(f"-m: the models predict different TFs ({', '.join(tfs)}); an "
+                              "ensemble averages one TF: name it with -f")
+        self.tf = tfs[0]
+        lengths = sorted({m.model_config.seq_len for m in models})
+        if len(lengths) > 1:
+            raise ConfigError(f"-m: the models' windows differ ({', '.join(map(str, lengths))} bp; "
+                              "an ensemble scores the same windows with every model)")
+        self.seq_len = lengths[0]
+        self.cfg = models[0].model_config
+        self.use_meta = any(m.model_config.num_meta for m in models)
+        self.use_gencode = any(m.model_config.use_gencode for m in models)
+        for m in models:
+            if m.model_config.recurrent > 0:
+                check_lstm_backend(lstm_backend, m.model_config.lstm_cell)
+        self.n_devices, self.compute_dtype, self.lstm_backend = n_devices, compute_dtype, lstm_backend
+        steps = [_eval_step(m.model_config, n_devices, compute_dtype, lstm_backend) for m in models]
+        self.eval_steps = [step[0] for step in steps]
+        self.data_sharding, replicated = steps[0][1], steps[0][2]
+        self.params = [jax.device_put(m.params, replicated) for m in models]
+        self.ladder_steps = None
+
+    def use_ladder(self, step):
+        self.ladder_steps = [_ladder_step(m.model_config, self.n_devices, self.compute_dtype,
+                                          self.lstm_backend, step) for m in self.models]
+
+    def dispatch(self, batch, slots=None, n_rows=None):
+        """Start every model on one batch; returns a function giving (models, rows) float32
+        probabilities of the scored rows (`slots` of a ladder batch, or its first `n_rows`)."""
+        import jax
+
+        from factornet_jax.steps import global_batch
+        inputs = global_batch({k: v for k, v in batch.items() if k not in ("labels", "weights")},
+                              self.data_sharding)
+        if self.ladder_steps is not None:
+            outs = [step(params, inputs) for step, params in zip(self.ladder_steps, self.params)]
+        else:
+            outs = [step(params, inputs) for step, params in zip(self.eval_steps, self.params)]
+
+        def values():
+            rows = []
+            for out, task in zip(outs, self.task_indices):
+                probs = np.asarray(jax.device_get(out))
+                probs = probs.reshape(-1, probs.shape[-1])
+                rows.append(probs[slots, task] if slots is not None else probs[:n_rows, task])
+            return np.stack(rows)
+        return values
+
+
+# ------------------------------------------------------------------ the outputs
+
+class _Outputs:
+    """The prediction file and the optional bigWigs (mean score, --std-bigwig spread), each
+    written to a hidden temporary beside its target and put in place by `commit`."""
+
+    def __init__(self, out_path, bigwig, std_bigwig, chrom_order, chrom_sizes):
+        self.out_path = Path(out_path)
+        self.targets = {"bigwig": bigwig, "std": std_bigwig}
+        self.tmp = hidden_sibling(out_path, "tmp")
+        self.tmps = {k: hidden_sibling(v, "tmp") if v is not None else None
+                     for k, v in self.targets.items()}
+        for path in [out_path] + [v for v in self.targets.values() if v is not None]:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.writers = {}
+        self.raw = open(self.tmp, "xb")
+        self.gz = MarkedGzipWriter(self.raw, prediction_comment(), level=6)
+        for key, tmp in self.tmps.items():
+            if tmp is not None:
+                self.writers[key] = _BigWigWriter(tmp, chrom_order, chrom_sizes)
+
+    def write(self, block, scores, spread):
+        self.gz.write(_format_lines(block, scores).encode("utf-8"))
+        if "bigwig" in self.writers:
+            self.writers["bigwig"].add(block, scores)
+        if "std" in self.writers:
+            self.writers["std"].add(block, spread)
+
+    def finish(self):
+        """Close everything and record the bigWigs' fingerprints in the file's gzip header."""
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+        fingerprints = {key: file_fingerprint(tmp) for key, tmp in self.tmps.items() if tmp is not None}
+        self.gz.set_comment(prediction_comment(fingerprints.get("bigwig"), fingerprints.get("std")))
+        self.gz.close()
+        self.raw.close()
+
+    def commit(self):
+        for key, target in self.targets.items():
+            if target is not None:
+                replace_path(self.tmps[key], target)
+        replace_path(self.tmp, self.out_path)
+
+    def discard(self):
+        for writer in self.writers.values():
+            try:
+                writer.close()
+            except RuntimeError:
+                pass
+        self.raw.close()
+        for path in [self.tmp] + list(self.tmps.values()):
+            if path is not None and os.path.exists(path):
+                os.unlink(path)
+
+
 # ------------------------------------------------------------------ the run
 
 def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                 batch_size=None, threads=1, prefetch=4, loader_processes=0, overwrite=False,
                 stores_dir="stores", checkpoint="best", compute_dtype="float32", lstm_backend="scan",
-                block_lines=BLOCK_LINES, progress=None) -> PredictSummary:
-    """Score every interval of `bed_path` with the model in `model_dir` on `cell_store`.
+                sharing="auto", std_bigwig=None, block_lines=BLOCK_LINES,
+                progress=None) -> PredictSummary:
+    """Score every interval of `bed_path` with the model(s) in `model_dir` on `cell_store`.
 
     Parameters
     ----------
     cell_store : a cell store path, or a cell folder whose store was built into `stores_dir`
-    model_dir : a model directory (config.json + best.npz / final.npz)
+    model_dir : a model directory (config.json + best.npz / final.npz), or a list of them: an
+        ensemble (seeds, folds, imported released models) scored in one pass over the store,
+        the score being the mean of their probabilities (same window length; same TF)
     bed_path : BED3+ file, plain or gzipped, any size, any order (sorted for `bigwig`)
     out_path : the gzipped bedGraph to write (chrom, start, end, score), input order
     tf : the TF to score; required when the model has several
     bigwig : optional bigWig path (central 50 bp of each interval, see the module docstring)
+    std_bigwig : optional bigWig of the ensemble's per-bin standard deviation (an uncertainty
+        track; needs several models and a sorted BED)
     batch_size : windows per compiled call over all devices (rounded up to a multiple of the
         device count; lowered to the BED's size for small files); None: 64 per device on
         CPU, 512 per device on GPU/TPU
     threads : host threads assembling batches (one: more contend for the GIL and are slower);
         prefetch : batches prepared ahead; loader_processes : assemble batches in this many
         worker processes instead (batch_processes.py; for accelerators one thread cannot feed)
-    overwrite : -oc: replace an earlier prediction file of ours at `out_path` (and the bigWig
+    overwrite : -oc: replace an earlier prediction file of ours at `out_path` (and the bigWigs
         written with it); anything else there is refused (outputs.check_output)
     checkpoint : "best" or "final" parameters; compute_dtype : "float32" or "bfloat16"
     lstm_backend : "scan" (any device) or "cudnn" (NVIDIA GPUs; same results, see model.py)
+    sharing : "auto", "shared" or "per-window": score tiling ladders with the per-position
+        layers computed once per stretch of overlapping windows (factornet_jax.ladder; same
+        scores to float32 rounding); "auto" takes it when it saves arithmetic. The shared
+        path assembles its batches in threads (`loader_processes` serves the per-window path)
     progress : show a progress bar (None: when stderr is a terminal)
 
     Returns
@@ -411,12 +559,156 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     """
     import jax
 
-    from factornet_jax.model import check_lstm_backend
     from factornet_jax.modeldir import load_model
     from factornet_jax.reader import open_cell_store, resolve_store
-    from factornet_jax.steps import global_batch
 
     t_start = time.perf_counter()
+    model_dirs = [model_dir] if isinstance(model_dir, (str, os.PathLike)) else list(model_dir)
+    _check_settings(batch_size, threads, loader_processes, compute_dtype, model_dirs, std_bigwig)
+    input_paths = (cell_store, *model_dirs, bed_path)
+    extra_outputs = [(flag, path) for flag, path in (("--bigwig", bigwig), ("--std-bigwig", std_bigwig))
+                     if path is not None]
+
+    def check_outputs():
+        named = [("-o", out_path)] + extra_outputs
+        for i, (flag, path) in enumerate(named):
+            for other_flag, other in named[:i]:
+                if Path(path).resolve() == Path(other).resolve():
+                    raise ConfigError(f"{flag} and {other_flag} name the same file")
+        check_output(out_path, overwrite, PREDICTION, input_paths)
+        for flag, path in extra_outputs:   # ours: recorded by our prediction file at out_path
+            key = "std" if flag == "--std-bigwig" else "bigwig"
+            check_output(path, overwrite, bigwig_kind(out_path, key), input_paths, flag=flag)
+
+    check_outputs()
+
+    models = [load_model(d, which=checkpoint) for d in model_dirs]
+    store = open_cell_store(resolve_store(cell_store, stores_dir))
+    n_devices = jax.device_count()
+    ensemble = _Ensemble(models, store, tf, n_devices, compute_dtype, lstm_backend)
+    seq_len = ensemble.seq_len
+    scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bool(extra_outputs),
+                    block_lines=block_lines,
+                    sorted_for=" and ".join(flag for flag, _ in extra_outputs) or "--bigwig")
+    if batch_size is None:
+        per_device = (CPU_BATCH_PER_DEVICE if jax.default_backend() == "cpu"
+                      else ACCELERATOR_BATCH_PER_DEVICE)
+        batch_size = per_device * n_devices
+    batch_size = min(batch_size, scan.n_bins)
+    batch_size = -(-batch_size // n_devices) * n_devices
+    zone = exclusion_zone(store.genome.blacklist(), store.chrom_sizes, seq_len)
+    spec = BatchSpec(seq_len, ensemble.use_meta, ensemble.use_gencode)
+    assembler = BatchAssembler([store], spec)
+    layout = assembler.layout(batch_size, 0)
+    plan = choose_sharing(ensemble.cfg, scan.n_bins, scan.steps, batch_size // n_devices, sharing)
+    if plan.path == "shared":
+        # stretches per compiled call: the per-window batch's windows, a multiple of the devices
+        per_call = -(-max(1, batch_size // plan.windows) // n_devices) * n_devices
+        ensemble.use_ladder(plan.step)
+        reader = StretchReader(store, plan, seq_len, ensemble.use_meta, ensemble.use_gencode)
+
+    def block_groups(block, usable, mids):
+        """(rows, payload) of each compiled call for one block's usable rows."""
+        if plan.path == "shared":
+            first, count = segments(block.chroms, mids, usable, plan.step, plan.windows)
+            for item in stretch_batches(block.chroms, mids, first, count, plan, per_call,
+                                        seq_len, BIN_SIZE):
+                yield item.rows, item
+            return
+        rows_all = np.flatnonzero(usable)
+        for lo in range(0, len(rows_all), batch_size):
+            rows = rows_all[lo: lo + batch_size]
+            n = len(rows)
+            yield rows, Examples(np.zeros(n, np.int32), block.chroms[rows],
+                                 mids[rows] - BIN_SIZE // 2, np.zeros((n, 0), np.uint8))
+
+    def tasks():
+        """Blocks of the BED -> tasks (one per compiled call); a block with no usable row
+        yields one marker task (rows None), so the look-ahead stays a few items whatever the
+        BED holds."""
+        for block in iter_bed_blocks(bed_path, block_lines):
+            usable = _usable(block, zone, store.chrom_sizes, seq_len)
+            mids = (block.starts + block.ends) // 2
+            groups = list(block_groups(block, usable, mids))
+            owner = _OpenBlock(block, np.zeros(len(block), np.float32), len(groups),
+                               np.zeros(len(block), np.float32))
+            open_blocks.append(owner)
+            bar.update(len(block) - int(usable.sum()))
+            if not groups:
+                yield _Task(owner, None)
+            for rows, payload in groups:
+                yield _Task(owner, rows, payload)
+
+    def payloads():
+        """What the loader reads for each task (None for a marker task); the tasks queue up
+        in `scheduled` in the same order."""
+        for task in tasks():
+            scheduled.append(task)
+            yield task.payload
+
+    def flush():
+        while open_blocks and open_blocks[0].remaining == 0:
+            done = open_blocks.popleft()
+            outputs.write(done.block, done.scores, done.spread)
+
+    def collect(task, values):
+        per_model = values()                                  # (models, rows)
+        task.owner.scores[task.rows] = per_model.mean(axis=0)
+        task.owner.spread[task.rows] = per_model.std(axis=0)
+        task.owner.remaining -= 1
+        bar.update(len(task.rows))
+
+    open_blocks, scheduled = deque(), deque()
+    n_windows = 0
+    t_scoring = time.perf_counter()
+    outputs = None
+    try:
+        outputs = _Outputs(out_path, bigwig, std_bigwig, scan.chrom_order, store.chrom_sizes)
+        with Progress(f"predict {ensemble.tf}", total=scan.n_bins, unit="bins",
+                      enabled=progress) as bar, \
+                batch_workers(loader_processes if plan.path != "shared" else 0, layout) as workers:
+            if plan.path == "shared":
+                batches = ordered_map(reader.read, payloads(), threads, max(prefetch, threads))
+            elif workers is not None:
+                batches = workers.map([store.path], spec, layout, payloads())
+            else:
+                batches = ordered_map(lambda rows: assembler.fill(empty_batch(layout), layout, rows),
+                                      payloads(), threads, max(prefetch, threads))
+            on_device = None    # previous (task, values): collected after the next dispatch
+            for batch in batches:
+                task = scheduled.popleft()
+                if batch is None:       # a block without usable rows
+                    flush()
+                    continue
+                if plan.path == "shared":
+                    values = ensemble.dispatch(batch, slots=task.payload.slots)
+                else:
+                    values = ensemble.dispatch(batch, n_rows=len(task.rows))
+                n_windows += len(task.rows)
+                if on_device is not None:
+                    collect(*on_device)
+                on_device = (task, values)
+                flush()
+            if on_device is not None:
+                collect(*on_device)
+            flush()
+            assert not open_blocks, "every block is written once its batches are scored"
+        outputs.finish()
+        scoring_seconds = time.perf_counter() - t_scoring
+        check_outputs()         # still new, or ours, after the long part
+        outputs.commit()
+    except BaseException:
+        if outputs is not None:
+            outputs.discard()
+        raise
+    seconds = time.perf_counter() - t_start
+    return PredictSummary(str(out_path), None if bigwig is None else str(bigwig), ensemble.tf,
+                          scan.n_bins, n_windows, scan.n_bins - n_windows, batch_size, n_devices,
+                          seconds, n_windows / max(scoring_seconds, 1e-9), plan, len(models),
+                          None if std_bigwig is None else str(std_bigwig))
+
+
+def _check_settings(batch_size, threads, loader_processes, compute_dtype, model_dirs, std_bigwig):
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch {batch_size}: must be at least 1")
     if threads < 1:
@@ -425,154 +717,18 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         raise ConfigError(f"--loader-processes {loader_processes}: must be 0 or more")
     if compute_dtype not in ("float32", "bfloat16"):
         raise ConfigError(f"--dtype {compute_dtype}: must be float32 or bfloat16")
-    input_paths = (cell_store, model_dir, bed_path)
-
-    def check_outputs():
-        if bigwig is not None and Path(bigwig).resolve() == Path(out_path).resolve():
-            raise ConfigError("--bigwig and -o name the same file")
-        check_output(out_path, overwrite, PREDICTION, input_paths)
-        if bigwig is not None:  # ours: the bigWig our prediction file at out_path was written with
-            check_output(bigwig, overwrite, bigwig_kind(out_path), input_paths, flag="--bigwig")
-
-    check_outputs()
-
-    model = load_model(model_dir, which=checkpoint)
-    store = open_cell_store(resolve_store(cell_store, stores_dir))
-    task_index = check_model_store(model, store, tf)
-    tf_name = model.tfs[task_index]
-    cfg = model.model_config
-    if cfg.recurrent > 0:
-        check_lstm_backend(lstm_backend, cfg.lstm_cell)
-    seq_len = cfg.seq_len
-    scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bigwig is not None,
-                    block_lines=block_lines)
-
-    n_devices = jax.device_count()
-    if batch_size is None:
-        per_device = (CPU_BATCH_PER_DEVICE if jax.default_backend() == "cpu"
-                      else ACCELERATOR_BATCH_PER_DEVICE)
-        batch_size = per_device * n_devices
-    batch_size = min(batch_size, scan.n_bins)
-    batch_size = -(-batch_size // n_devices) * n_devices
-    eval_step, data_sharding, replicated = _eval_step(cfg, n_devices, compute_dtype, lstm_backend)
-    params = jax.device_put(model.params, replicated)
-    zone = exclusion_zone(store.genome.blacklist(), store.chrom_sizes, seq_len)
-    spec = BatchSpec(seq_len, bool(cfg.num_meta), cfg.use_gencode)
-    assembler = BatchAssembler([store], spec)
-    layout = assembler.layout(batch_size, 0)
-
-    def tasks():
-        """Blocks of the BED -> batch tasks; a block with no usable row yields one marker task
-        (rows None), so the look-ahead stays a few items whatever the BED holds."""
-        for block in iter_bed_blocks(bed_path, block_lines):
-            usable = np.flatnonzero(_usable(block, zone, store.chrom_sizes, seq_len))
-            n_batches = -(-len(usable) // batch_size)
-            owner = _OpenBlock(block, np.zeros(len(block), np.float32), n_batches)
-            open_blocks.append(owner)
-            bar.update(len(block) - len(usable))
-            if not n_batches:
-                yield _Task(owner, None, None, None)
-            mids = (block.starts + block.ends) // 2
-            for lo in range(0, len(usable), batch_size):
-                rows = usable[lo: lo + batch_size]
-                yield _Task(owner, rows, block.chroms[rows], mids[rows] - BIN_SIZE // 2)
-
-    def row_batches():
-        """The rows of each task as pipeline Examples (None for a marker task); the tasks
-        queue up in `scheduled` in the same order."""
-        for task in tasks():
-            scheduled.append(task)
-            if task.rows is None:
-                yield None
-            else:
-                n = len(task.rows)
-                yield Examples(np.zeros(n, np.int32), task.chroms, task.bin_starts,
-                               np.zeros((n, 0), np.uint8))
-
-    out_path, tmp = Path(out_path), hidden_sibling(out_path, "tmp")
-    bw_tmp = hidden_sibling(bigwig, "tmp") if bigwig is not None else None
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if bigwig is not None:
-        Path(bigwig).parent.mkdir(parents=True, exist_ok=True)
-    open_blocks = deque()
-    scheduled = deque()
-    n_windows = 0
-    t_scoring = time.perf_counter()
-    bw_writer = None
-    try:
-        bw_writer = _BigWigWriter(bw_tmp, scan.chrom_order, store.chrom_sizes) if bigwig else None
-        with open(tmp, "xb") as raw, \
-                Progress(f"predict {tf_name}", total=scan.n_bins, unit="bins",
-                         enabled=progress) as bar, \
-                batch_workers(loader_processes, layout) as workers:
-            gz = MarkedGzipWriter(raw, prediction_comment(), level=6)
-
-            def flush():
-                while open_blocks and open_blocks[0].remaining == 0:
-                    done = open_blocks.popleft()
-                    gz.write(_format_lines(done.block, done.scores).encode("utf-8"))
-                    if bw_writer is not None:
-                        bw_writer.add(done.block, done.scores)
-
-            def collect(entry):
-                task, probs = entry
-                values = np.asarray(jax.device_get(probs))[: len(task.rows), task_index]
-                task.owner.scores[task.rows] = values
-                task.owner.remaining -= 1
-                bar.update(len(task.rows))
-
-            if workers is not None:
-                batches = workers.map([store.path], spec, layout, row_batches())
-            else:
-                batches = ordered_map(lambda rows: assembler.fill(empty_batch(layout), layout, rows),
-                                      row_batches(), threads, max(prefetch, threads))
-            on_device = None    # previous (task, probs): collected after the next dispatch
-            for batch in batches:
-                task = scheduled.popleft()
-                if batch is None:       # a block without usable rows
-                    flush()
-                    continue
-                inputs = {k: v for k, v in batch.items() if k not in ("labels", "weights")}
-                probs = eval_step(params, global_batch(inputs, data_sharding))
-                n_windows += len(task.rows)
-                if on_device is not None:
-                    collect(on_device)
-                on_device = (task, probs)
-                flush()
-            if on_device is not None:
-                collect(on_device)
-            flush()
-            assert not open_blocks, "every block is written once its batches are scored"
-            if bw_writer is not None:
-                bw_writer.close()
-                bw_writer = None
-                gz.set_comment(prediction_comment(file_fingerprint(bw_tmp)))
-            gz.close()
-        scoring_seconds = time.perf_counter() - t_scoring
-        check_outputs()         # still new, or ours, after the long part
-        if bigwig is not None:
-            replace_path(bw_tmp, bigwig)
-        replace_path(tmp, out_path)
-    except BaseException:
-        if bw_writer is not None:
-            try:
-                bw_writer.close()
-            except RuntimeError:
-                pass
-        for path in (tmp, bw_tmp):
-            if path is not None and os.path.exists(path):
-                os.unlink(path)
-        raise
-    seconds = time.perf_counter() - t_start
-    return PredictSummary(str(out_path), None if bigwig is None else str(bigwig), tf_name,
-                          scan.n_bins, n_windows, scan.n_bins - n_windows, batch_size, n_devices,
-                          seconds, n_windows / max(scoring_seconds, 1e-9))
+    if not model_dirs:
+        raise ConfigError("-m: give at least one model directory")
+    if std_bigwig is not None and len(model_dirs) < 2:
+        raise ConfigError("--std-bigwig: the spread of an ensemble needs two or more models "
+                          "(-m MODEL MODEL ...)")
 
 
 def format_summary(summary: PredictSummary) -> str:
     """The one-line summary the CLI prints."""
-    extra = f" and {summary.bigwig_path}" if summary.bigwig_path else ""
+    extra = "".join(f" and {p}" for p in (summary.bigwig_path, summary.std_bigwig_path) if p)
+    models = f", mean of {summary.n_models} models" if summary.n_models > 1 else ""
     return (f"predict: {summary.n_bins:,} bins of {summary.tf} ({summary.n_windows:,} windows "
             f"scored, {summary.n_excluded:,} excluded -> 0) in {summary.seconds:.1f} s, "
-            f"{summary.windows_per_second:,.0f} windows/s on {summary.devices} device(s); "
-            f"wrote {summary.out_path}{extra}")
+            f"{summary.windows_per_second:,.0f} windows/s on {summary.devices} device(s), "
+            f"{summary.sharing.describe()}{models}; wrote {summary.out_path}{extra}")

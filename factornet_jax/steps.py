@@ -6,8 +6,9 @@ batch is split along its first axis, and XLA averages the gradients (the loss is
 mean). This is what `pmap` did; current JAX builds pmap on the same jit + sharding machinery
 and keeps pmap in maintenance mode, so the step is written once, for 1 or N devices.
 
-Used by the training loop (`training.train_and_evaluate`) and by prediction (`predict`, the
-eval step only); JAX is imported when a step is made, not with this module.
+Used by the training loop (`training.train_and_evaluate`) and by prediction (`predict`: the
+eval step, or the ladder step of shared-computation scoring, factornet_jax.ladder); JAX is
+imported when a step is made, not with this module.
 """
 from typing import NamedTuple
 
@@ -36,11 +37,9 @@ def make_steps(model, tx, mesh, compute_dtype):
     dtype = jnp.bfloat16 if compute_dtype == "bfloat16" else jnp.float32
 
     def forward(params, batch, train, key):
-        onehot = jax.nn.one_hot(batch["codes"], 4, dtype=dtype)   # code 4 (N) -> all zeros
-        if dtype != jnp.float32:
-            params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
-        logits = model.apply({"params": params}, onehot, batch["signal"].astype(dtype),
-                             batch.get("meta"), batch.get("gencode"), train=train,
+        params, onehot, signal = _cast_inputs(params, batch, dtype)
+        logits = model.apply({"params": params}, onehot, signal, batch.get("meta"),
+                             batch.get("gencode"), train=train,
                              rngs={"dropout": key} if train else None)
         return logits.astype(jnp.float32)
 
@@ -65,6 +64,42 @@ def make_steps(model, tx, mesh, compute_dtype):
                     in_shardings=(replicated, data, replicated), out_shardings=(replicated, replicated))
     evaluate = jax.jit(eval_step, in_shardings=(replicated, data), out_shardings=data)
     return train, evaluate, data, replicated
+
+
+def _cast_inputs(params, batch, dtype):
+    """(params, onehot, signal) in the compute dtype; codes (..., P) uint8 -> one-hot, code 4
+    (N) -> all zeros."""
+    import jax
+    import jax.numpy as jnp
+    onehot = jax.nn.one_hot(batch["codes"], 4, dtype=dtype)
+    if dtype != jnp.float32:
+        params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
+    return params, onehot, batch["signal"].astype(dtype)
+
+
+def make_ladder_step(model, mesh, compute_dtype, step):
+    """jit-compiled shared-computation scoring over `mesh` (stretches split on "data").
+
+    batch: codes (G, P) uint8, signal (G, P, S), meta (G, n, M)?, gencode (G, n, 6)? with
+    P = seq_len + (n - 1) * step (factornet_jax.ladder) -> probabilities (G, n, T).
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from factornet_jax.model import probabilities
+    dtype = jnp.bfloat16 if compute_dtype == "bfloat16" else jnp.float32
+
+    def ladder_step(params, batch):
+        params, onehot, signal = _cast_inputs(params, batch, dtype)
+        logits = model.apply({"params": params}, onehot, signal, batch.get("meta"),
+                             batch.get("gencode"), step=step, method="ladder")
+        g, n = logits.shape[:2]
+        probs = probabilities(logits.astype(jnp.float32).reshape((g * n,) + logits.shape[2:]))
+        return probs.reshape(g, n, -1)
+
+    data = NamedSharding(mesh, P("data"))
+    return jax.jit(ladder_step, in_shardings=(NamedSharding(mesh, P()), data), out_shardings=data)
 
 
 def gather_rows(array):

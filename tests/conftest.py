@@ -122,3 +122,22 @@ def tiny_stores(tiny_inputs, tmp_path_factory):
     build_stores(request)
     return {"dir": stores, "genome": stores / "genome.zarr",
             "cell_stores": [stores / "CellA.zarr", stores / "CellB.zarr"], **tiny_inputs}
+
+
+@pytest.fixture(scope="session")
+def blacklisted_stores(tiny_inputs, tmp_path_factory):
+    """CellA built with a blacklist on chr2 and the six GENCODE annotation BEDs."""
+    from factornet_jax.build import BuildRequest, build_stores
+    root = tmp_path_factory.mktemp("bl_stores")
+    blacklist = write_text_file(root / "blacklist.bed.gz", "chr2\t10000\t10500\n")
+    rng = np.random.default_rng(11)
+    ann = root / "annotations"
+    ann.mkdir()
+    for name in ("cpg", "cds", "intron", "promoter", "utr5", "utr3"):
+        starts = np.sort(rng.integers(0, 33_000, 15))
+        write_text_file(ann / f"{name}.bed", "".join(
+            f"chr2\t{s}\t{s + int(rng.integers(50, 300))}\n" for s in starts))
+    build_stores(BuildRequest(cell_dirs=(str(tiny_inputs["cells"][0]),),
+                              genome=str(tiny_inputs["fasta"]), stores_dir=str(root / "stores"),
+                              blacklist=str(blacklist), annotations=str(ann), chunk_bases=4096))
+    return {"store": root / "stores" / "CellA.zarr", "annotations": ann}

@@ -80,25 +80,6 @@ def multitask_model(tmp_path_factory):
     return {"dir": folder, "params": params}
 
 
-@pytest.fixture(scope="module")
-def blacklisted_stores(tiny_inputs, tmp_path_factory):
-    """CellA built with a blacklist on chr2 and the six GENCODE annotation BEDs."""
-    from factornet_jax.build import BuildRequest, build_stores
-    root = tmp_path_factory.mktemp("bl_stores")
-    blacklist = write_bed(root / "blacklist.bed.gz", [("chr2", 10_000, 10_500)])
-    rng = np.random.default_rng(11)
-    ann = root / "annotations"
-    ann.mkdir()
-    for name in ("cpg", "cds", "intron", "promoter", "utr5", "utr3"):
-        starts = np.sort(rng.integers(0, 33_000, 15))
-        write_bed(ann / f"{name}.bed", [("chr2", int(s), int(s) + int(rng.integers(50, 300)))
-                                        for s in starts])
-    build_stores(BuildRequest(cell_dirs=(str(tiny_inputs["cells"][0]),),
-                              genome=str(tiny_inputs["fasta"]), stores_dir=str(root / "stores"),
-                              blacklist=str(blacklist), annotations=str(ann), chunk_bases=4096))
-    return {"store": root / "stores" / "CellA.zarr", "annotations": ann}
-
-
 @pytest.mark.parametrize("loader", [{"threads": 2}, {"loader_processes": 2}])
 def test_scores_match_loaded_model_in_input_order(tiny_stores, multitask_model, tmp_path, loader):
     from factornet_jax.evaluate import read_predictions
@@ -333,3 +314,50 @@ def test_scan_reads_the_dream_ladder_format():
     scan = scan_bed(resources / "sample_ladder_regions.blacklistfiltered.bed.gz", sizes,
                     need_sorted=True)
     assert scan.n_bins == 100_000 and scan.chrom_order == ["chr1"] and scan.sorted_runs
+
+
+# ---------------------------------------------------------------- ensembles
+
+def test_ensemble_is_the_mean_of_separate_runs_with_a_std_track(tiny_stores, multitask_model, tmp_path):
+    import pyBigWig
+
+    from factornet_jax.predict import format_summary, predict_bed
+    store = tiny_stores["cell_stores"][0]
+    second, _ = write_model(tmp_path / "second", 1, ["TFB"], meta=False)
+    rows = ladder("chr1", 300, 9_000) + [("chr1", 20_000, 20_200), ("chr2", 5_000, 5_200)]
+    bed = write_bed(tmp_path / "bins.bed", rows)
+    single = []
+    for i, model in enumerate((multitask_model["dir"], second)):
+        predict_bed(store, model, bed, tmp_path / f"one{i}.bedGraph.gz", tf="TFB", batch_size=BATCH)
+        single.append(np.array([r[3] for r in read_rows(tmp_path / f"one{i}.bedGraph.gz")]))
+    out, std = tmp_path / "ens.bedGraph.gz", tmp_path / "ens.std.bw"
+    summary = predict_bed(store, [multitask_model["dir"], second], bed, out, tf="TFB",
+                          std_bigwig=std, batch_size=BATCH)
+    assert summary.n_models == 2 and "mean of 2 models" in format_summary(summary)
+    got = np.array([r[3] for r in read_rows(out)])
+    assert np.abs(single[0] - single[1]).max() > 0.01
+    np.testing.assert_allclose(got, (single[0] + single[1]) / 2, rtol=1e-5, atol=1e-6)
+    handle = pyBigWig.open(str(std))
+    values = [v for _, _, v in handle.intervals("chr1")] + [v for _, _, v in handle.intervals("chr2")]
+    handle.close()
+    np.testing.assert_allclose(values, np.abs(single[0] - single[1]) / 2, rtol=1e-4, atol=1e-6)
+    # -oc recognises the std track as ours; a plain -o refuses it
+    predict_bed(store, [multitask_model["dir"], second], bed, out, tf="TFB", std_bigwig=std,
+                batch_size=BATCH, overwrite=True)
+    with pytest.raises(FactorNetError, match="exists"):
+        predict_bed(store, [multitask_model["dir"], second], bed, tmp_path / "new.bedGraph.gz",
+                    tf="TFB", std_bigwig=std, batch_size=BATCH)
+
+
+def test_ensemble_errors(tiny_stores, multitask_model, tmp_path):
+    from factornet_jax.predict import predict_bed
+    store = tiny_stores["cell_stores"][0]
+    bed = write_bed(tmp_path / "bins.bed", ladder("chr1", 300, 2_000))
+    other, _ = write_model(tmp_path / "other", 1, ["TFC"], meta=False)
+    with pytest.raises(ConfigError, match="--std-bigwig: the spread of an ensemble needs two"):
+        predict_bed(store, [multitask_model["dir"]], bed, tmp_path / "a.gz", tf="TFA",
+                    std_bigwig=tmp_path / "s.bw")
+    single, _ = write_model(tmp_path / "single", 1, ["TFA"], meta=False)
+    with pytest.raises(ConfigError, match=r"-m: the models predict different TFs \(TFA, TFC\)"):
+        predict_bed(store, [single, other], bed, tmp_path / "b.gz")
+    assert not list(tmp_path.glob("*.gz.*")) and not (tmp_path / "b.gz").exists()

@@ -25,12 +25,17 @@ def output_from_args(args):
     return args.output, False
 
 
-def add_store_model_bed_arguments(parser, bed_help):
-    """-i CELL_STORE, -m MODEL_DIR, -b BED (predict, visualize)."""
+def add_store_model_bed_arguments(parser, bed_help, ensemble=False):
+    """-i CELL_STORE, -m MODEL_DIR (with `ensemble`, one or more), -b BED (predict, visualize)."""
     parser.add_argument("-i", "--inputdir", required=True, metavar="CELL_STORE",
                         help="cell store (or a cell folder built into --stores)")
-    parser.add_argument("-m", "--modeldir", required=True, metavar="MODEL_DIR",
-                        help="model directory from `factornet train run` or `factornet import-keras`")
+    model_help = "model directory from `factornet train run` or `factornet import-keras`"
+    if ensemble:
+        parser.add_argument("-m", "--modeldir", required=True, nargs="+", metavar="MODEL_DIR",
+                            help=model_help + "; several: an ensemble, scored as the mean of "
+                                 "their probabilities in one pass over the store")
+    else:
+        parser.add_argument("-m", "--modeldir", required=True, metavar="MODEL_DIR", help=model_help)
     parser.add_argument("-b", "--bed", required=True, metavar="BED", help=bed_help)
 
 

@@ -17,13 +17,16 @@ def add_arguments(parser):
     p = parser
     add_store_model_bed_arguments(p, "intervals to score (BED, gzipped or not), e.g. the DREAM "
                                      "ladder of 200-bp bins at 50-bp steps; each is scored on the "
-                                     "window centred on it")
+                                     "window centred on it", ensemble=True)
     p.add_argument("-f", "--factor", default=None, metavar="TF",
                    help="TF to score (required when the model predicts several)")
     add_output_arguments(p, "OUT.bedGraph.gz", "gzipped bedGraph (chrom start end score, in the "
                          "BED's order)", file=True)
     p.add_argument("--bigwig", default=None, metavar="OUT.bw",
                    help="also write a bigWig (needs a sorted BED; each interval's central 50 bp)")
+    p.add_argument("--std-bigwig", default=None, metavar="OUT.bw",
+                   help="with several -m models: also write the per-bin standard deviation of "
+                        "their probabilities as a bigWig (an uncertainty track; sorted BED)")
     p.add_argument("--batch", type=int, default=None,
                    help="windows per compiled call, over all devices (default: 64 per device "
                         "on CPU, 512 per device on GPU/TPU)")
@@ -32,6 +35,10 @@ def add_arguments(parser):
                    help="which parameters of the model dir to use (best; a model dir without "
                         "best.npz uses final.npz and says so on stderr)")
     add_compute_arguments(p)
+    p.add_argument("--sharing", default="auto", choices=["auto", "shared", "per-window"],
+                   help="auto (default): score a tiling ladder (intervals at a fixed step) with "
+                        "the convolution computed once per stretch of overlapping windows, same "
+                        "scores; shared / per-window force one path")
     p.add_argument("--stores", default="stores", metavar="DIR",
                    help="where the store of a cell folder given to -i was built")
 
@@ -44,6 +51,7 @@ def main(args):
                           threads=args.threads, loader_processes=args.loader_processes,
                           overwrite=overwrite, stores_dir=args.stores,
                           checkpoint=args.checkpoint, compute_dtype=args.dtype,
-                          lstm_backend=args.lstm)
+                          lstm_backend=args.lstm, sharing=args.sharing,
+                          std_bigwig=args.std_bigwig)
     print(format_summary(summary))
     return 0
