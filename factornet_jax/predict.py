@@ -90,6 +90,8 @@ class PredictSummary:
     sharing: Sharing = Sharing("per-window")   # the scoring path (factornet_jax.ladder)
     n_models: int = 1                          # models averaged (an ensemble when > 1)
     std_bigwig_path: str | None = None         # the ensemble's spread, if asked for
+    processes: int = 1                         # processes sharing the BED; with several,
+    process: int = 0                           # n_windows and n_excluded are this process's
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,14 @@ class BedScan:
     chrom_order: list            # chromosomes in order of first appearance
     sorted_runs: bool            # each chromosome in one run, starts non-decreasing
     steps: StepCounts            # distances between consecutive centres (ladder detection)
+    block_sizes: list            # intervals per block of `block_lines` lines, in file order
+
+    def block_owners(self, n_processes):
+        """(blocks,) int64: the process that scores each block (contiguous shares, balanced by
+        intervals)."""
+        sizes = np.asarray(self.block_sizes, np.int64)
+        before = np.cumsum(sizes) - sizes
+        return np.minimum(before * n_processes // self.n_bins, n_processes - 1)
 
 
 def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES, sorted_for="--bigwig"):
@@ -214,6 +224,7 @@ def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES, sort
     n_bins, order, seen = 0, [], set()
     last_chrom, last_start, sorted_runs = None, -1, True
     steps = StepCounts()
+    block_sizes = []
     for block in iter_bed_blocks(path, block_lines):
         if not len(block):
             continue
@@ -261,9 +272,10 @@ def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES, sort
         last_chrom, last_start = str(block.chroms[-1]), int(block.starts[-1])
         steps.add(block.chroms, (block.starts + block.ends) // 2)
         n_bins += len(block)
+        block_sizes.append(len(block))
     if not n_bins:
         raise InputFileError(path, "no intervals found; expected BED lines 'chrom start end'")
-    return BedScan(n_bins, order, sorted_runs, steps)
+    return BedScan(n_bins, order, sorted_runs, steps, block_sizes)
 
 
 # ------------------------------------------------------------------ model and store checks
@@ -319,9 +331,11 @@ def _ladder_step(model_config, n_devices, compute_dtype, lstm_backend, step):
 
 
 def _data_mesh(n_devices):
-    """A ("data",) mesh over the first `n_devices` devices."""
+    """A ("data",) mesh over this process's first `n_devices` devices (in a multi-process
+    run each process scores its own share of the BED on its own devices)."""
     import jax
-    return jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.sharding.Mesh(np.array(jax.local_devices()[:n_devices]), ("data",),
+                             axis_types=(jax.sharding.AxisType.Auto,))
 
 
 @dataclass
@@ -516,6 +530,65 @@ class _Outputs:
                 os.unlink(path)
 
 
+class _Part:
+    """One process's scores in a multi-process run: float32 score and spread of each interval
+    of its blocks, in file order, in a hidden file beside the output that process 0 merges."""
+
+    def __init__(self, out_path, token, index):
+        self.path = _part_path(out_path, token, index)
+        self.handle = open(self.path, "xb")
+
+    def write(self, block, scores, spread):
+        self.handle.write(np.stack([scores, spread], axis=1).astype(np.float32).tobytes())
+
+    def finish(self):
+        self.handle.close()
+
+    def discard(self):
+        self.handle.close()
+        if self.path.exists():
+            self.path.unlink()
+
+
+def _part_path(out_path, token, index):
+    out_path = Path(out_path)
+    return out_path.parent / f".{out_path.name}.part-{token:016x}-{index}"
+
+
+def _merge_parts(bed_path, block_lines, owners, out_path, token, outputs):
+    """Process 0: the parts of every process, block by block in file order, into `outputs`;
+    the parts are removed once read."""
+    handles = {}
+    try:
+        for b, block in enumerate(iter_bed_blocks(bed_path, block_lines)):
+            owner = int(owners[b])
+            if owner not in handles:
+                handles[owner] = open(_part_path(out_path, token, owner), "rb")
+            values = np.frombuffer(handles[owner].read(8 * len(block)), np.float32)
+            if values.size != 2 * len(block):
+                raise FactorNetError(f"{_part_path(out_path, token, owner)}: the scores of process "
+                                     f"{owner} are incomplete")
+            values = values.reshape(-1, 2)
+            outputs.write(block, values[:, 0], values[:, 1])
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def _process_token():
+    """A random number that every process of the run agrees on (process 0's)."""
+    import jax
+    from jax.experimental import multihost_utils
+    token = np.array([np.random.default_rng().integers(0, 2**62)], np.int64)
+    return int(multihost_utils.broadcast_one_to_all(token)[0])
+
+
+def _barrier(name):
+    import jax
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
+
+
 # ------------------------------------------------------------------ the run
 
 def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
@@ -564,7 +637,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
 
     t_start = time.perf_counter()
     model_dirs = [model_dir] if isinstance(model_dir, (str, os.PathLike)) else list(model_dir)
-    _check_settings(batch_size, threads, loader_processes, compute_dtype, model_dirs, std_bigwig)
+    _check_settings(batch_size, threads, loader_processes, compute_dtype, model_dirs, std_bigwig,
+                    block_lines)
     input_paths = (cell_store, *model_dirs, bed_path)
     extra_outputs = [(flag, path) for flag, path in (("--bigwig", bigwig), ("--std-bigwig", std_bigwig))
                      if path is not None]
@@ -584,7 +658,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
 
     models = [load_model(d, which=checkpoint) for d in model_dirs]
     store = open_cell_store(resolve_store(cell_store, stores_dir))
-    n_devices = jax.device_count()
+    n_devices = jax.local_device_count()
+    n_processes, process = jax.process_count(), jax.process_index()
     ensemble = _Ensemble(models, store, tf, n_devices, compute_dtype, lstm_backend)
     seq_len = ensemble.seq_len
     scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bool(extra_outputs),
@@ -626,7 +701,9 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         """Blocks of the BED -> tasks (one per compiled call); a block with no usable row
         yields one marker task (rows None), so the look-ahead stays a few items whatever the
         BED holds."""
-        for block in iter_bed_blocks(bed_path, block_lines):
+        for b, block in enumerate(iter_bed_blocks(bed_path, block_lines)):
+            if owners[b] != process:
+                continue
             usable = _usable(block, zone, store.chrom_sizes, seq_len)
             mids = (block.starts + block.ends) // 2
             groups = list(block_groups(block, usable, mids))
@@ -660,11 +737,17 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
 
     open_blocks, scheduled = deque(), deque()
     n_windows = 0
+    owners = scan.block_owners(n_processes)
+    token = _process_token() if n_processes > 1 else None
     t_scoring = time.perf_counter()
     outputs = None
     try:
-        outputs = _Outputs(out_path, bigwig, std_bigwig, scan.chrom_order, store.chrom_sizes)
-        with Progress(f"predict {ensemble.tf}", total=scan.n_bins, unit="bins",
+        if n_processes > 1:
+            outputs = _Part(out_path, token, process)
+        else:
+            outputs = _Outputs(out_path, bigwig, std_bigwig, scan.chrom_order, store.chrom_sizes)
+        share = int(np.asarray(scan.block_sizes)[owners == process].sum())
+        with Progress(f"predict {ensemble.tf}", total=share, unit="bins",
                       enabled=progress) as bar, \
                 batch_workers(loader_processes if plan.path != "shared" else 0, layout) as workers:
             if plan.path == "shared":
@@ -695,20 +778,39 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
             assert not open_blocks, "every block is written once its batches are scored"
         outputs.finish()
         scoring_seconds = time.perf_counter() - t_scoring
-        check_outputs()         # still new, or ours, after the long part
-        outputs.commit()
+        if n_processes > 1:     # process 0 merges every process's part, in file order
+            _barrier("factornet predict: parts written")
+            part, outputs = outputs, None
+            if process == 0:
+                outputs = _Outputs(out_path, bigwig, std_bigwig, scan.chrom_order, store.chrom_sizes)
+                _merge_parts(bed_path, block_lines, owners, out_path, token, outputs)
+                outputs.finish()
+            else:
+                part = None     # process 0 removes it once merged
+        if outputs is not None:
+            check_outputs()     # still new, or ours, after the long part
+            outputs.commit()
+        if n_processes > 1:
+            if process == 0:
+                for index in range(n_processes):
+                    _part_path(out_path, token, index).unlink()
+            _barrier("factornet predict: output written")
     except BaseException:
         if outputs is not None:
             outputs.discard()
+        if n_processes > 1 and process == 0 and token is not None:
+            for index in range(n_processes):
+                _part_path(out_path, token, index).unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - t_start
     return PredictSummary(str(out_path), None if bigwig is None else str(bigwig), ensemble.tf,
-                          scan.n_bins, n_windows, scan.n_bins - n_windows, batch_size, n_devices,
+                          scan.n_bins, n_windows, share - n_windows, batch_size, n_devices,
                           seconds, n_windows / max(scoring_seconds, 1e-9), plan, len(models),
-                          None if std_bigwig is None else str(std_bigwig))
+                          None if std_bigwig is None else str(std_bigwig), n_processes, process)
 
 
-def _check_settings(batch_size, threads, loader_processes, compute_dtype, model_dirs, std_bigwig):
+def _check_settings(batch_size, threads, loader_processes, compute_dtype, model_dirs, std_bigwig,
+                    block_lines):
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch {batch_size}: must be at least 1")
     if threads < 1:
@@ -717,6 +819,8 @@ def _check_settings(batch_size, threads, loader_processes, compute_dtype, model_
         raise ConfigError(f"--loader-processes {loader_processes}: must be 0 or more")
     if compute_dtype not in ("float32", "bfloat16"):
         raise ConfigError(f"--dtype {compute_dtype}: must be float32 or bfloat16")
+    if block_lines < 1:
+        raise ConfigError(f"--block-lines {block_lines}: must be at least 1")
     if not model_dirs:
         raise ConfigError("-m: give at least one model directory")
     if std_bigwig is not None and len(model_dirs) < 2:
@@ -730,5 +834,6 @@ def format_summary(summary: PredictSummary) -> str:
     models = f", mean of {summary.n_models} models" if summary.n_models > 1 else ""
     return (f"predict: {summary.n_bins:,} bins of {summary.tf} ({summary.n_windows:,} windows "
             f"scored, {summary.n_excluded:,} excluded -> 0) in {summary.seconds:.1f} s, "
-            f"{summary.windows_per_second:,.0f} windows/s on {summary.devices} device(s), "
+            f"{summary.windows_per_second:,.0f} windows/s on {summary.devices} device(s)"
+            f"{f' of process {summary.process} of {summary.processes}' if summary.processes > 1 else ''}, "
             f"{summary.sharing.describe()}{models}; wrote {summary.out_path}{extra}")

@@ -68,3 +68,42 @@ def test_file_url_store_paths(tiny_stores):
     b = local.fetch("chr2", 100, 400)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+def run_predict(store, model, bed, out, devices, extra=()):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu")
+    argv = [sys.executable, "-m", "factornet_jax", "predict", "-i", str(store), "-m", str(model),
+            "-b", str(bed), "-o", str(out), "--batch", "16", *extra]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_process_predict_writes_the_single_process_file(tiny_stores, tmp_path):
+    """Each process scores its share of the BED's blocks; process 0 writes one file in input
+    order, byte for byte the content of a one-process run (ladder and scattered rows)."""
+    import gzip
+
+    from test_predict import write_bed, write_model
+    store = tiny_stores["cell_stores"][0]
+    model, _ = write_model(tmp_path / "model", 1, ["TFA"])
+    rows = [("chr1", s, s + 200) for s in range(0, 30_000, 50)]
+    rows += [("chr2", s, s + 200) for s in range(100, 33_000, 700)] + [("chr1", 7, 300)]
+    bed = write_bed(tmp_path / "bins.bed", rows)
+    single = run_predict(store, model, bed, tmp_path / "one.bedGraph.gz", 2)
+    out_single, _ = single.communicate(timeout=240)
+    assert single.returncode == 0, out_single
+    port = free_port()
+    procs = [run_predict(store, model, bed, tmp_path / "two.bedGraph.gz", 1,
+                         ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                          "--process-id", str(i), "--block-lines", "150"]) for i in range(2)]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert "process 1 of 2" in outputs[1]
+    import re
+    scored = [int(re.search(r"\(([\d,]+) windows scored", out).group(1).replace(",", "")) for out in outputs]
+    assert min(scored) > 100                           # both processes did a share
+    one = gzip.open(tmp_path / "one.bedGraph.gz", "rt").read()
+    two = gzip.open(tmp_path / "two.bedGraph.gz", "rt").read()
+    assert len(one.splitlines()) == len(rows) and two == one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bins.bed", "model", "one.bedGraph.gz",
+                                                          "two.bedGraph.gz"]

@@ -49,3 +49,12 @@ def add_compute_arguments(parser):
     parser.add_argument("--lstm", default="scan", choices=["scan", "cudnn"],
                         help="BiLSTM implementation: scan (any device) or cudnn (NVIDIA GPUs, "
                              "same weights)")
+
+
+def add_distributed_arguments(parser):
+    """--coordinator, --num-processes, --process-id (train run, predict): several processes,
+    usually one per host, through jax.distributed (FACTORNET_DISTRIBUTED=auto: detected)."""
+    parser.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                        help="multi-host: address of process 0 (jax.distributed)")
+    parser.add_argument("--num-processes", type=int, default=None, help="multi-host: process count")
+    parser.add_argument("--process-id", type=int, default=None, help="multi-host: this process's id")

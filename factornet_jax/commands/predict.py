@@ -9,7 +9,8 @@ may replace an earlier prediction file of ours (and the bigWig written with it).
 Scores: see factornet_jax.predict.
 """
 
-from factornet_jax.commands._common import (add_compute_arguments, add_output_arguments,
+from factornet_jax.commands._common import (add_compute_arguments, add_distributed_arguments,
+                                            add_output_arguments,
                                             add_store_model_bed_arguments, output_from_args)
 
 
@@ -41,10 +42,16 @@ def add_arguments(parser):
                         "scores; shared / per-window force one path")
     p.add_argument("--stores", default="stores", metavar="DIR",
                    help="where the store of a cell folder given to -i was built")
+    add_distributed_arguments(p)
+    p.add_argument("--block-lines", type=int, default=100_000, metavar="N",
+                   help="BED lines read per block (100000): the unit of streaming, and of the "
+                        "work split between processes")
 
 
 def main(args):
+    from factornet_jax.distributed import maybe_initialize
     from factornet_jax.predict import format_summary, predict_bed
+    maybe_initialize(args.coordinator, args.num_processes, args.process_id)
     out_path, overwrite = output_from_args(args)
     summary = predict_bed(args.inputdir, args.modeldir, args.bed, out_path,
                           tf=args.factor, bigwig=args.bigwig, batch_size=args.batch,
@@ -52,6 +59,6 @@ def main(args):
                           overwrite=overwrite, stores_dir=args.stores,
                           checkpoint=args.checkpoint, compute_dtype=args.dtype,
                           lstm_backend=args.lstm, sharing=args.sharing,
-                          std_bigwig=args.std_bigwig)
+                          std_bigwig=args.std_bigwig, block_lines=args.block_lines)
     print(format_summary(summary))
     return 0

@@ -1,6 +1,6 @@
 """`factornet train run` (= `python -m train run`): FactorNet's training flags."""
-from factornet_jax.commands._common import (add_compute_arguments, add_output_arguments,
-                                            output_from_args)
+from factornet_jax.commands._common import (add_compute_arguments, add_distributed_arguments,
+                                            add_output_arguments, output_from_args)
 
 
 def add_arguments(parser):
@@ -49,10 +49,7 @@ def add_arguments(parser):
     add_compute_arguments(p)
     p.add_argument("--stores", default="stores", metavar="DIR",
                    help="where stores of cell folders given to -i were built")
-    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                   help="multi-host: address of process 0 (jax.distributed)")
-    p.add_argument("--num-processes", type=int, default=None, help="multi-host: process count")
-    p.add_argument("--process-id", type=int, default=None, help="multi-host: this process's id")
+    add_distributed_arguments(p)
 
 
 def config_from_args(args):
