@@ -67,6 +67,49 @@ def chosen_command(argv, commands=COMMANDS):
     return ()
 
 
+def named_config_argv(words, folder, argv):
+    """`python -m train NAME FLAGS...` -> the argv of `factornet train run`: the named JSON
+    config's flags (folder/NAME.json: {"flags": [...], "needs": [...], "description"}), then the
+    user's, which win where both give a flag (argparse keeps the last)."""
+    import json
+    from pathlib import Path
+    path = Path(folder) / f"{argv[0]}.json"
+    config = json.loads(path.read_text())
+    missing = [flag for flag in config.get("needs", []) if flag not in argv[1:]]
+    if missing:
+        raise FactorNetError(f"{argv[0]} ({path}) needs {', '.join(missing)}")
+    return [*words, *config["flags"], *argv[1:]]
+
+
+def run_stage(words, folder, argv):
+    """A stage driver of a checkout (`python -m preprocess`, `python -m train`): `WORD ...` is
+    the `factornet` command; `list` shows the named configs in `folder`; `NAME ...` runs the
+    command with that named config's flags first (named_config_argv)."""
+    from pathlib import Path
+    names = sorted(p.stem for p in Path(folder).glob("*.json"))
+    prog = f"python -m {words[0]}"
+    if argv[:1] == [words[1]] or argv[:1] in (["-h"], ["--help"]):
+        main([words[0], *argv])
+    if not argv or argv[0] == "list":
+        import json
+        print(f"{prog} {words[1]} ...: `factornet {' '.join(words)}`; {prog} NAME ...: with a named config:")
+        for name in names:
+            config = json.loads((Path(folder) / f"{name}.json").read_text())
+            print(f"  {name:12s} {' '.join(config['flags'])}   {config['description']}")
+        sys.exit(0)
+    if argv[0] not in names:
+        print(f"{prog}: error: unknown {argv[0]!r}; use `{words[1]}`, `list` or a named config "
+              f"({', '.join(names)})", file=sys.stderr)
+        sys.exit(2)
+    try:
+        expanded = named_config_argv(words, folder, argv)
+    except FactorNetError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(f"{prog} {argv[0]}: factornet {' '.join(expanded)}", file=sys.stderr)
+    main(expanded)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     sys.exit(run_command(build_parser(only=chosen_command(argv)), argv))

@@ -1,2 +1,3 @@
-"""`python -m train run ...`: the training stage (from a checkout; not installed, an installed
-copy runs `factornet train run ...`)."""
+"""The training stage of a checkout (not installed; an installed copy runs `factornet train run`):
+`python -m train run ...`, or `python -m train NAME ...` with one of FactorNet's published
+model-type settings in presets/ (`python -m train list`)."""
