@@ -55,6 +55,7 @@ import numpy as np
 
 from factornet_jax.batch_processes import batch_workers
 from factornet_jax.bed import is_data_line, unknown_chrom_message
+from factornet_jax.drift import check_drift, read_profiles
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
 from factornet_jax.ladder import (Sharing, StepCounts, StretchReader, choose_sharing, segments,
@@ -661,6 +662,8 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     n_devices = jax.local_device_count()
     n_processes, process = jax.process_count(), jax.process_index()
     ensemble = _Ensemble(models, store, tf, n_devices, compute_dtype, lstm_backend)
+    if process == 0:
+        check_drift(next((m for m in models if read_profiles(m.model_dir)), models[0]), store)
     seq_len = ensemble.seq_len
     scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bool(extra_outputs),
                     block_lines=block_lines,

@@ -1,0 +1,140 @@
+"""Cross-cell signal drift: is a new cell line's accessibility on the scale the model learnt?
+
+The DNase-seq (or ATAC) of a new cell line comes at another depth and protocol than the
+training cells'. FactorNet feeds the tracks as they are, so a cell sequenced 4x deeper shows
+the model 4x taller peaks. `train run` records a profile of each training cell's signal in
+the model dir (``signal_profile.json``); `predict` profiles the target store the same way and
+warns, in one line with the figures, when a track is far outside the training cells' range.
+
+The profile of a store (`signal_profile`) is computed on ``SAMPLE_BINS`` 200-bp bins drawn
+uniformly over the genome (fixed seed, clear of the chromosome ends), per track:
+- ``quantiles``: the 50th, 90th, 99th and 99.9th percentiles of the bins' mean signal;
+- ``open_mean`` / ``closed_mean``: the mean signal of the most accessible ``OPEN_SHARE`` of
+  the bins and of the rest, and ``contrast``, their ratio (how peaky the track is).
+A target track drifts when its 99th percentile or its contrast is more than ``FAR`` times
+(or less than 1 / ``FAR`` of) every training cell's.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from factornet_jax.errors import InputFileError
+
+PROFILE_NAME = "signal_profile.json"
+PROFILE_FORMAT = "factornet-jax/signal-profile"
+QUANTILES = (0.5, 0.9, 0.99, 0.999)
+SAMPLE_BINS = 20_000
+BIN = 200
+OPEN_SHARE = 0.02
+FAR = 2.0
+EDGE = 10_000               # bins are drawn this far from the chromosome ends
+
+
+def sample_bins(chrom_sizes, n=SAMPLE_BINS, seed=0):
+    """(chroms (n,) str, starts (n,) int64): 200-bp bins uniform over the genome, fixed seed."""
+    names = [c for c, size in chrom_sizes.items() if size > 2 * EDGE + BIN]
+    if not names:
+        names = [c for c, size in chrom_sizes.items() if size > BIN]
+        edge = 0
+    else:
+        edge = EDGE
+    spans = np.array([chrom_sizes[c] - 2 * edge - BIN for c in names], np.int64)
+    rng = np.random.default_rng(seed)
+    which = rng.choice(len(names), size=n, p=spans / spans.sum())
+    starts = edge + (rng.random(n) * spans[which]).astype(np.int64)
+    order = np.lexsort((starts, which))             # store order: fewer chunk switches
+    return np.asarray(names)[which][order], starts[order]
+
+
+def signal_profile(store, n_bins=SAMPLE_BINS, seed=0) -> dict:
+    """The profile of a cell store's tracks (see the module docstring): a JSON-ready dict
+    {track name: {"quantiles": [...], "open_mean", "closed_mean", "contrast"}}."""
+    chroms, starts = sample_bins(store.chrom_sizes, n_bins, seed)
+    means = np.empty((len(starts), store.num_tracks), np.float64)
+    step = 4096
+    for lo in range(0, len(starts), step):
+        _, signal = store.fetch_batch(chroms[lo: lo + step], starts[lo: lo + step], BIN)
+        means[lo: lo + step] = signal.mean(axis=1)
+    out = {}
+    n_open = max(1, int(round(OPEN_SHARE * len(means))))
+    for k, name in enumerate(store.track_names):
+        values = np.sort(means[:, k])
+        open_mean = float(values[-n_open:].mean())
+        closed_mean = float(values[:-n_open].mean()) if len(values) > n_open else 0.0
+        out[name] = {"quantiles": [float(np.quantile(values, q)) for q in QUANTILES],
+                     "open_mean": open_mean, "closed_mean": closed_mean,
+                     "contrast": open_mean / closed_mean if closed_mean > 0 else None}
+    return out
+
+
+def write_profiles(model_dir, profiles: dict):
+    """signal_profile.json in a model dir: {cell name: profile} of the training cells."""
+    from factornet_jax.outputs import write_text_atomically
+    doc = {"format": PROFILE_FORMAT, "version": 1, "bins": SAMPLE_BINS, "bin_size": BIN,
+           "quantiles": list(QUANTILES), "open_share": OPEN_SHARE, "cells": profiles}
+    write_text_atomically(model_dir / PROFILE_NAME, json.dumps(doc, indent=1) + "\n")
+
+
+def read_profiles(model_dir):
+    """{cell: profile} recorded with a model, or None (imported models, older model dirs)."""
+    path = model_dir / PROFILE_NAME
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("format") != PROFILE_FORMAT:
+            raise ValueError("not a signal profile")
+        return dict(doc["cells"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputFileError(path, f"unreadable signal profile ({err}); delete it to skip the "
+                                   "drift check") from None
+
+
+def _ratio_outside(value, references):
+    """value / the nearest reference when value lies outside [min / FAR, max * FAR], else None."""
+    references = [r for r in references if r]
+    if value is None or not references:
+        return None
+    low, high = min(references), max(references)
+    if value > high * FAR:
+        return value / high
+    if value < low / FAR:
+        return value / low
+    return None
+
+
+def drift_messages(training: dict, target: dict) -> list:
+    """One phrase per drifting track: "DNase 99th percentile 4.1x, contrast 0.4x the training
+    cells'" (empty when the target is within range)."""
+    messages = []
+    for track, profile in target.items():
+        refs = [cell[track] for cell in training.values() if track in cell]
+        if not refs:
+            continue
+        parts = []
+        q99 = _ratio_outside(profile["quantiles"][2], [r["quantiles"][2] for r in refs])
+        if q99 is not None:
+            parts.append(f"99th percentile {q99:.2g}x")
+        contrast = _ratio_outside(profile["contrast"], [r["contrast"] for r in refs])
+        if contrast is not None:
+            parts.append(f"open/closed contrast {contrast:.2g}x")
+        if parts:
+            messages.append(f"{track} {', '.join(parts)}")
+    return messages
+
+
+def check_drift(model, store):
+    """Warn (one line on stderr) when `store`'s tracks are far from `model`'s training cells';
+    returns the phrases (empty: no drift, or no profile recorded with the model)."""
+    training = read_profiles(model.model_dir)
+    if not training:
+        return []
+    messages = drift_messages(training, signal_profile(store))
+    if messages:
+        from factornet_jax.progress import warn
+        warn(f"-i {store.path}: signal far from the training cells' ({'; '.join(messages)} of "
+             f"the nearest training cell); scores may be shifted: compare with a cell of known "
+             "binding, or rescale the track (docs/ACCURACY.md, cross-cell drift)")
+    return messages
