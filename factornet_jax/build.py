@@ -9,8 +9,8 @@ from factornet_jax.inputs import check_consistent, read_cell_inputs
 from factornet_jax.outputs import STORE, check_output
 from factornet_jax.progress import Progress
 from factornet_jax.reference_files import genome_shortcut
-from factornet_jax.stores import (DEFAULT_CHUNK_BASES, build_cell_store, build_genome_store,
-                                  set_genome_intervals)
+from factornet_jax.store_schema import DEFAULT_CHUNK_BASES, read_store_attrs
+from factornet_jax.stores import build_cell_store, build_genome_store, set_genome_intervals
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,6 @@ def _progress_for(label, total):
 
 
 def _build_one_cell(cell, genome_path, out_path, request):
-    sizes = {}
-    from factornet_jax.stores import read_store_attrs
     attrs = read_store_attrs(genome_path)
     sizes = dict(zip(attrs["chroms"], attrs["sizes"]))
     step = _progress_for(cell.name, sizes) if request.jobs == 1 else None

@@ -138,7 +138,7 @@ def _is_model_dir(path):
 
 
 def _is_store(path):
-    from factornet_jax.stores import read_store_attrs
+    from factornet_jax.store_schema import read_store_attrs
     return read_store_attrs(path) is not None
 
 

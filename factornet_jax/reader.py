@@ -5,21 +5,27 @@ windows are not sliced through zarr one at a time. Instead a batch is planned: t
 its windows touch are listed (vectorised, all chromosomes at once), each is read and decoded
 once (Blosc straight through numcodecs, crc32c checked; optionally in threads, as Blosc
 releases the GIL, and through an LRU cache, both off by default as measured), and the
-windows are copied out of the decoded chunks as bytes. The arrays are the ones `stores.py`
-wrote with zarr, in either layout zarr v3 has: one file per chunk, or shards
-(`sharding_indexed`: many chunks per file plus an index of (offset, nbytes) per chunk). A
-shard's index is read once and kept; its file stays open (a bounded LRU of descriptors), so
-reading a chunk is one `pread`. Decoding costs a few us a chunk, so the default path
-(`ChunkedArray.read_chunks`) keeps Python per chunk to a minimum: one numpy lookup of all the
-batch's (offset, nbytes) per array, one hold of the descriptor lock per group of chunks, and
-one crc32c, one decompress per chunk. `tests/test_reader.py` checks the two paths (this one
-and zarr's) agree. Measurements: docs/BENCHMARKS.md.
+windows are copied out of the decoded chunks as bytes. The bytes on disk (one file per
+chunk, or zarr v3 shards: many chunks per file plus an index of (offset, nbytes) per chunk)
+are described and decoded by `shard_format.py`; the store layout is `store_schema.py`. A
+shard's index is read once and kept; its file stays open (a bounded LRU of descriptors,
+owned by the store and closed with it), so reading a chunk is one `pread`. Decoding costs a
+few us a chunk, so the default path (`ChunkedArray.read_chunks`) keeps Python per chunk to a
+minimum: one numpy lookup of all the batch's (offset, nbytes) per array, one hold of the
+descriptor lock per group of chunks, and one crc32c, one decompress per chunk.
+`tests/test_reader.py` checks the two paths (this one and zarr's) agree. Measurements:
+docs/BENCHMARKS.md.
+
+    with open_cell_store("stores/HepG2.zarr") as store:     # closes its files at the end
+        onehot, signal = store.fetch_batch(chroms, starts, 1000)
 """
+import errno
 import itertools
 import json
 import operator
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,64 +34,71 @@ import numpy as np
 from factornet_jax.errors import FactorNetError, StoreError
 from factornet_jax.fasta import ONEHOT_OF_CODE
 from factornet_jax.labels import GENCODE_FEATURES
-from factornet_jax.stores import (ATTR, CELL_FORMAT, FORMAT_VERSION, GENOME_FORMAT,
-                                  single_threaded_blosc)
+from factornet_jax.shard_format import (NO_CHUNK, ArrayLayout, ChecksumError, ChunkSizeError,
+                                        UnsupportedLayout, chunk_codecs, decode_chunk,
+                                        decode_index)
+from factornet_jax.store_schema import (BLACKLIST, CELL_FORMAT, COMPLETE, FORMAT_VERSION,
+                                        GENOME_FORMAT, PEAK_KINDS, SEQUENCE, SIGNAL, interval_key,
+                                        peaks_key, read_store_attrs)
 
 # No decoded-chunk cache by default: on random 1 kb windows (40 Mb genome, 4 kb chunks) a
 # 128 MB cache read 17% fewer samples per CPU-second and took 130 MB more RSS (decoding a chunk
 # costs ~5 us, about what the cache's bookkeeping costs); windows of one batch still share
 # their chunks. Pass cache_bytes for workloads that re-read the same region across batches.
 DEFAULT_CACHE_BYTES = 0
-_NO_CHUNK = 2**64 - 1  # shard index entry of a chunk that was never written
-# The crc32c of any message followed by its own crc32c (4 bytes, little-endian) is this
-# constant, and any other 4-byte trailer gives another value (appending 4 bytes to a CRC is
-# a bijection of the trailer): checking a stored chunk is one crc32c over all its bytes,
-# without slicing the trailer off and parsing it.
-_CRC32C_RESIDUE = 0x48674BC7
 # Most chunks read from one shard file under one hold of the descriptor lock (bounds the time
 # another thread waits, and the stored bytes held at once).
 _PREAD_GROUP = 64
 
 
-def _codec_functions():
-    """(crc32c, blosc decompress, zstd decode), imported once on first use."""
-    global _CODECS
-    if _CODECS is None:
-        import google_crc32c
-        from numcodecs import Zstd
-        blosc = single_threaded_blosc()
-        _CODECS = (google_crc32c.value, blosc.decompress, Zstd().decode)
-    return _CODECS
-
-
-_CODECS = None
-
-
-class _OpenFiles:
-    """A bounded LRU of read-only descriptors of shard files, shared by every array.
+class OpenFiles:
+    """A bounded LRU of read-only descriptors of one store's shard files; close() closes them.
 
     `pread` holds the lock while it reads, so a descriptor is never closed under a reader
-    (the read itself is ~2 us; decoding, the bigger part, runs outside the lock).
+    (the read itself is ~2 us; decoding, the bigger part, runs outside the lock). A store
+    owns one (a CellStore and its GenomeStore one each); `max_open` bounds each, so several
+    open stores share the process's descriptor limit (see `default_max_open`). One that is
+    garbage-collected unclosed closes its descriptors then.
     """
 
-    def __init__(self, max_open):
-        self.max_open = max_open
+    def __init__(self, max_open=None):
+        self.max_open = default_max_open() if max_open is None else max_open
+        self.closed = False
         self._fds = OrderedDict()
         self._lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._fds)
 
     def _descriptor(self, key, path):
-        """The descriptor of `path`, opened on first use; the caller holds the lock. `key` names
-        the file for one opened store, so a store rebuilt at the same path and opened again
-        never reads through a descriptor of the old files."""
+        """The descriptor of `path` (named `key`: (array name, shard)), opened on first use;
+        the caller holds the lock."""
         fd = self._fds.get(key)
         if fd is None:
-            fd = os.open(path, os.O_RDONLY)  # FileNotFoundError goes to the caller
+            if self.closed:
+                raise ValueError(f"{path}: read from a closed store")
+            fd = self._open(path)   # FileNotFoundError goes to the caller
             self._fds[key] = fd
             while len(self._fds) > self.max_open:
                 os.close(self._fds.popitem(last=False)[1])
         else:
             self._fds.move_to_end(key)
         return fd
+
+    def _open(self, path):
+        """os.open, making room when the process is out of descriptors (other stores hold them)."""
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError as err:
+            if err.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+        for _ in range((len(self._fds) + 1) // 2):           # the older half of ours
+            os.close(self._fds.popitem(last=False)[1])
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError as err:
+            if err.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            raise StoreError(f"{path}: too many open files; close stores not in use, or raise "
+                             "the limit (`ulimit -n`)") from None
 
     def pread(self, key, path, nbytes, offset):
         """nbytes bytes of `path` at offset (fewer at the end of the file); offset < 0 counts
@@ -96,9 +109,9 @@ class _OpenFiles:
                 offset = max(os.fstat(fd).st_size + offset, 0)
             return os.pread(fd, nbytes, offset)
 
-    def pread_chunks(self, token, shard_path, shards, offsets, sizes):
+    def pread_chunks(self, name, shard_path, shards, offsets, sizes):
         """[bytes] read at offsets[i] (sizes[i] bytes) of shard file shards[i] of the array
-        `token` (shards ascending; shard_path(shard) its path), all in one hold of the lock:
+        `name` (shards ascending; shard_path(shard) its path), all in one hold of the lock:
         one descriptor lookup per shard file instead of the lock and the LRU bookkeeping per
         chunk (as much again as the ~0.5 us pread). Stops at a shard file that does not exist:
         fewer results than offsets. A descriptor is only used under the lock, so no other
@@ -109,30 +122,41 @@ class _OpenFiles:
             for shard, offset, nbytes in zip(shards, offsets, sizes):
                 if shard != current:
                     try:
-                        fd = self._descriptor((token, shard), shard_path(shard))
+                        fd = self._descriptor((name, shard), shard_path(shard))
                     except FileNotFoundError:
                         break
                     current = shard
                 out.append(os.pread(fd, nbytes, offset))
         return out
 
-    def close(self):
+    def close_descriptors(self):
+        """Close every open descriptor; later reads open them again."""
         with self._lock:
-            while self._fds:
-                os.close(self._fds.popitem()[1])
+            _close_all(self._fds)
+
+    def close(self):
+        """Close every descriptor; later reads raise ValueError."""
+        with self._lock:
+            self.closed = True
+            _close_all(self._fds)
 
 
-def _max_open_files():
+def _close_all(fds):
+    while fds:
+        os.close(fds.popitem()[1])
+
+
+def default_max_open():
+    """Descriptors one OpenFiles keeps: an eighth of the soft RLIMIT_NOFILE, 16 to 512 (an
+    hg19 store has ~200 shard files; with a 1024 limit, eight stores' LRUs fit in it)."""
     try:
         import resource
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, ValueError, OSError):
         soft = 1024
-    return int(max(16, min(1024, soft // 2 if soft > 0 else 256)))
-
-
-_OPEN_FILES = _OpenFiles(_max_open_files())
-_ARRAY_TOKENS = itertools.count()
+    if soft < 0:                                      # RLIM_INFINITY
+        soft = 4096
+    return int(max(16, min(512, soft // 8)))
 
 
 def _onehot(codes):
@@ -141,22 +165,15 @@ def _onehot(codes):
     return np.take(ONEHOT_OF_CODE, codes, axis=0)
 
 
-def _codec_names(codecs):
-    return [c["name"] for c in codecs]
-
-
-def _plain_codecs_ok(names):
-    return names[-1:] == ["crc32c"] and len(names) == 3 and names[1] in ("blosc", "zstd")
-
-
 class ChunkedArray:
     """One stored array (length, *rest) chunked along its first axis, decoded chunk by chunk.
 
     Chunk `index` is the zarr chunk (the inner chunk of a sharded array): rows
-    [index * chunk_len, (index + 1) * chunk_len).
+    [index * chunk_len, (index + 1) * chunk_len). Shard files are read through `files` (the
+    store's OpenFiles; None: the array's own, closed by close()).
     """
 
-    def __init__(self, store_path, name):
+    def __init__(self, store_path, name, files=None):
         self.store_path = store_path
         self.name = name
         self.dir = os.path.join(store_path, name)
@@ -166,48 +183,32 @@ class ChunkedArray:
                              "rebuild it with `factornet preprocess build ... --force`")
         with open(meta_path) as handle:
             meta = json.load(handle)
-        self.shape = tuple(meta["shape"])
-        outer_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
-        self.dtype = np.dtype(meta["data_type"])
-        codecs = meta["codecs"]
-        names = _codec_names(codecs)
-        self.sharded = names == ["sharding_indexed"]
+        try:
+            layout = ArrayLayout.from_metadata(meta)
+        except UnsupportedLayout as err:
+            raise StoreError(f"{store_path}: array {name} has codecs {err.args[0]}, not a store "
+                             "this version wrote; rebuild it") from None
+        self.layout = layout
+        self.shape, self.dtype, self.chunk_shape = layout.shape, layout.dtype, layout.chunk_shape
+        self.sharded, self.compressor = layout.sharded, layout.compressor
+        self.chunk_len, self.n_chunks = layout.chunk_len, layout.n_chunks
+        self.chunk_nbytes = layout.chunk_nbytes
+        self.suffix = layout.key_suffix
         if self.sharded:
-            config = codecs[0]["configuration"]
-            inner = _codec_names(config["codecs"])
-            index_codecs = config.get("index_codecs", [])
-            self.chunk_shape = tuple(config["chunk_shape"])
-            self.shard_len = outer_shape[0]
-            self.chunks_per_shard = self.shard_len // self.chunk_shape[0]
-            self.index_at_end = config.get("index_location", "end") == "end"
-            self.index_nbytes = self.chunks_per_shard * 16 + 4
-            ok = (_plain_codecs_ok(inner)
-                  and _codec_names(index_codecs) == ["bytes", "crc32c"]
-                  and index_codecs[0].get("configuration", {}).get("endian", "little") == "little"
-                  and config.get("index_location", "end") in ("start", "end")
-                  and outer_shape[1:] == self.chunk_shape[1:]
-                  and self.shard_len % self.chunk_shape[0] == 0)
-            names = names + inner
-        else:
-            self.chunk_shape = outer_shape
-            inner = names
-            ok = _plain_codecs_ok(names)
-        if not ok:
-            raise StoreError(f"{store_path}: array {name} has codecs {names}, not a store this "
-                             "version wrote; rebuild it")
-        self.chunk_len = self.chunk_shape[0]
-        self.n_chunks = -(-self.shape[0] // self.chunk_len) if self.shape[0] else 0
-        self.suffix = "/0" * (len(self.shape) - 1)
-        self.compressor = inner[1]
-        self.chunk_nbytes = int(np.prod(self.chunk_shape)) * self.dtype.itemsize
-        if self.sharded:
+            self.shard_len, self.chunks_per_shard = layout.shard_len, layout.chunks_per_shard
+            self.index_at_end, self.index_nbytes = layout.index_at_end, layout.index_nbytes
             # Every shard's index, filled a shard at a time (each read once, on first use), so
             # the (offset, nbytes) of a batch's chunks are one numpy lookup whatever the shards.
-            n_shards = -(-self.n_chunks // self.chunks_per_shard)
-            self._entries = np.empty((n_shards * self.chunks_per_shard, 2), dtype="<u8")
-            self._loaded = np.zeros(n_shards, dtype=bool)
+            self._entries = np.empty((layout.n_shards * self.chunks_per_shard, 2), dtype="<u8")
+            self._loaded = np.zeros(layout.n_shards, dtype=bool)
+        self._own_files = files is None
+        self.files = OpenFiles() if files is None else files
         self._lock = threading.Lock()
-        self._token = next(_ARRAY_TOKENS)
+
+    def close(self):
+        """Close the shard files, when this array opened its own OpenFiles."""
+        if self._own_files:
+            self.files.close()
 
     def _missing(self, index):
         return StoreError(f"{self.store_path}: chunk {index} of {self.name} is missing; the "
@@ -223,27 +224,27 @@ class ChunkedArray:
         if self._loaded[shard]:
             return self._entries[rows]
         try:
-            offset = -self.index_nbytes if self.index_at_end else 0
-            data = _OPEN_FILES.pread((self._token, shard), self._shard_path(shard),
-                                     self.index_nbytes, offset)
+            data = self.files.pread((self.name, shard), self._shard_path(shard),
+                                    self.index_nbytes, self.layout.index_offset)
         except FileNotFoundError:
             raise self._missing(index) from None
-        body = data[:-4]
-        if len(data) != self.index_nbytes or crc32c(body) != int.from_bytes(data[-4:], "little"):
-            raise self._corrupted(index)
+        try:
+            entries = decode_index(data, self.chunks_per_shard, crc32c)
+        except ChecksumError:
+            raise self._corrupted(index) from None
         with self._lock:  # set _loaded only once the entries are in place
-            self._entries[rows] = np.frombuffer(body, dtype="<u8").reshape(self.chunks_per_shard, 2)
+            self._entries[rows] = entries
             self._loaded[shard] = True
         return self._entries[rows]
 
     def _shard_path(self, shard):
-        return f"{self.dir}/c/{shard}{self.suffix}"
+        return self.layout.file_path(self.dir, shard)
 
     def _read_bytes(self, index, crc32c):
         """The stored bytes of chunk `index` (codec output incl. the crc32c trailer)."""
         if not self.sharded:
             try:
-                fd = os.open(f"{self.dir}/c/{index}{self.suffix}", os.O_RDONLY)
+                fd = os.open(self.layout.file_path(self.dir, index), os.O_RDONLY)
             except FileNotFoundError:
                 raise self._missing(index) from None
             try:
@@ -253,11 +254,11 @@ class ChunkedArray:
         shard, inner = divmod(index, self.chunks_per_shard)
         table = self._read_shard_index(shard, index, crc32c)
         offset = table.item(inner, 0)
-        if offset == _NO_CHUNK:
+        if offset == NO_CHUNK:
             raise self._missing(index)
         try:
-            return _OPEN_FILES.pread((self._token, shard), self._shard_path(shard),
-                                     table.item(inner, 1), offset)
+            return self.files.pread((self.name, shard), self._shard_path(shard),
+                                    table.item(inner, 1), offset)
         except FileNotFoundError:  # the shard file went away after its index was read
             raise self._missing(index) from None
 
@@ -278,8 +279,8 @@ class ChunkedArray:
                     stop, error = position, err
                     break
         offsets, sizes = self._entries[indices[:stop]].T.tolist() if stop else ([], [])
-        if _NO_CHUNK in offsets:
-            stop = offsets.index(_NO_CHUNK)
+        if NO_CHUNK in offsets:
+            stop = offsets.index(NO_CHUNK)
             error = self._missing(int(indices[stop]))
             offsets, sizes = offsets[:stop], sizes[:stop]
         return offsets, sizes, stop, error
@@ -291,45 +292,53 @@ class ChunkedArray:
         offsets, sizes, stop, error = self._locate(indices, crc32c)
         shards = (indices[:stop] // self.chunks_per_shard).tolist()
         indices = indices[:stop].tolist()
-        decoded, chunks, size = self._decoded, [], self.chunk_nbytes
+        chunks = []
         for lo in range(0, stop, _PREAD_GROUP):
             hi = min(stop, lo + _PREAD_GROUP)
-            stored = _OPEN_FILES.pread_chunks(self._token, self._shard_path, shards[lo:hi],
-                                              offsets[lo:hi], sizes[lo:hi])
-            chunks += [memoryview(decoded(index, data, crc32c, decompress,
-                                          None if dest is None else dest[k * size: (k + 1) * size]))
-                       for k, index, data in zip(range(lo, hi), indices[lo:hi], stored)]
+            stored = self.files.pread_chunks(self.name, self._shard_path, shards[lo:hi],
+                                             offsets[lo:hi], sizes[lo:hi])
+            chunks += self._decode_group(indices[lo:hi], stored, crc32c, decompress, dest, lo)
             if len(stored) < hi - lo:                         # that shard file is gone
                 raise self._missing(indices[lo + len(stored)])
         if error is not None:
             raise error
         return chunks
 
+    def _decode_group(self, indices, stored, crc32c, decompress, dest, first):
+        """memoryviews of the decoded `stored` bytes of chunks `indices`, decoded into
+        dest's slots first, first + 1, ... (dest None: fresh buffers). decode_chunk is called
+        directly (no Python layer per chunk); on an error the group is decoded again through
+        _decoded, which names the first bad chunk."""
+        size = self.chunk_nbytes
+        try:
+            if dest is None:
+                return [memoryview(decode_chunk(data, size, crc32c, decompress))
+                        for data in stored]
+            return [memoryview(decode_chunk(data, size, crc32c, decompress,
+                                            dest[k * size: (k + 1) * size]))
+                    for k, data in enumerate(stored, first)]
+        except (ChecksumError, ChunkSizeError):
+            for k, (index, data) in enumerate(zip(indices, stored), first):
+                self._decoded(index, data, crc32c, decompress,
+                              None if dest is None else dest[k * size: (k + 1) * size])
+            raise
+
     def _decompressor(self):
-        crc32c, blosc_decompress, zstd_decode = _CODECS or _codec_functions()
+        crc32c, blosc_decompress, zstd_decode = chunk_codecs()
         return crc32c, (blosc_decompress if self.compressor == "blosc" else zstd_decode)
 
     def _decoded(self, index, data, crc32c, decompress, dest=None):
-        """Stored bytes of chunk `index` (codec output incl. the crc32c trailer) -> its decoded
-        bytes (chunk_nbytes), checked; errors name the array and chunk. With `dest` (a
-        writable chunk_nbytes buffer; Blosc only) the chunk is decoded into it: no allocation
-        per chunk (fresh 8-32 kB buffers per chunk cost page faults: 29k vs 48k windows/s)."""
-        if len(data) < 5 or crc32c(data) != _CRC32C_RESIDUE:
-            raise self._corrupted(index)
-        body = memoryview(data)[:-4]
-        if dest is not None:
-            # the Blosc header's bytes 4-8: the decoded size (blosc would fill dest partially)
-            size = int.from_bytes(body[4:8], "little") if len(body) >= 16 else -1
-            if size != self.chunk_nbytes:
-                raise StoreError(f"{self.store_path}: chunk {index} of {self.name} decodes to "
-                                 f"{size} bytes, expected {self.chunk_nbytes}; rebuild the store")
-            decompress(body, dest)
-            return dest
-        raw = decompress(body)
-        if len(raw) != self.chunk_nbytes:
+        """Stored bytes of chunk `index` -> its decoded bytes (chunk_nbytes), checked
+        (shard_format.decode_chunk); errors name the array and chunk. With `dest` (a writable
+        chunk_nbytes buffer; Blosc only) the chunk is decoded into it: no allocation per chunk
+        (fresh 8-32 kB buffers per chunk cost page faults, see BENCHMARKS.md)."""
+        try:
+            return decode_chunk(data, self.chunk_nbytes, crc32c, decompress, dest)
+        except ChecksumError:
+            raise self._corrupted(index) from None
+        except ChunkSizeError as err:
             raise StoreError(f"{self.store_path}: chunk {index} of {self.name} decodes to "
-                             f"{len(raw)} bytes, expected {self.chunk_nbytes}; rebuild the store")
-        return raw
+                             f"{err.size} bytes, expected {self.chunk_nbytes}; rebuild the store") from None
 
     def read_chunk(self, index):
         """Decode chunk `index` -> (chunk_len, *rest) array; errors name the array and chunk."""
@@ -348,10 +357,17 @@ class ChunkedArray:
             dest = None
         if self.sharded:
             return self._read_sharded(indices, crc32c, decompress, dest)
-        size = self.chunk_nbytes
-        return [memoryview(self._decoded(index, self._read_bytes(index, crc32c), crc32c, decompress,
-                                         None if dest is None else dest[k * size: (k + 1) * size]))
-                for k, index in enumerate(indices.tolist())]
+        indices, stored, error = indices.tolist(), [], None
+        for index in indices:               # up to the first missing chunk file
+            try:
+                stored.append(self._read_bytes(index, crc32c))
+            except StoreError as err:       # raised after the chunks before it
+                error = err
+                break
+        chunks = self._decode_group(indices, stored, crc32c, decompress, dest, 0)
+        if error is not None:
+            raise error
+        return chunks
 
 
 class ChunkCache:
@@ -395,17 +411,13 @@ def _read_attrs(path, expected_format, what):
     if not os.path.isfile(meta):
         raise StoreError(f"{path}: not a {what} store (no zarr.json); build it with "
                          "`factornet preprocess build`")
-    with open(meta) as handle:
-        try:
-            attrs = json.load(handle).get("attributes", {}).get(ATTR)
-        except ValueError:
-            attrs = None
+    attrs = read_store_attrs(path)
     if not attrs or attrs.get("format") != expected_format:
         raise StoreError(f"{path}: not a factornet-jax {what} store")
     if attrs.get("version") != FORMAT_VERSION:
         raise StoreError(f"{path}: store format version {attrs.get('version')}, this program "
                          f"reads {FORMAT_VERSION}; rebuild it with `factornet preprocess build --force`")
-    if not attrs.get("complete"):
+    if not attrs.get(COMPLETE):
         raise StoreError(f"{path}: store is incomplete (its build did not finish); run the build again")
     return attrs
 
@@ -431,18 +443,32 @@ def _check_windows(chroms, starts, length, chrom_sizes, pad, store_path):
 
 
 class _BatchReader:
-    """Cuts windows of `length` out of per-chromosome ChunkedArrays (the shared batch logic)."""
+    """Cuts windows of `length` out of per-chromosome ChunkedArrays (the shared batch logic).
 
-    def __init__(self, store_path, prefix, chrom_sizes, cache, threads):
+    Reads shard files through `files` (an OpenFiles; None: its own); close() shuts down its
+    decode threads and closes the files it owns.
+    """
+
+    def __init__(self, store_path, prefix, chrom_sizes, cache, threads, files=None):
         self.store_path = store_path
         self.prefix = prefix
         self.chrom_sizes = chrom_sizes
         self.cache = cache
         self.threads = threads
+        self._own_files = files is None
+        self.files = OpenFiles() if files is None else files
         self._arrays = {}
         self._pool = None
         self._lock = threading.Lock()
         self._local = threading.local()
+
+    def close(self):
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if self._own_files:
+            self.files.close()
 
     def array(self, chrom):
         arr = self._arrays.get(chrom)
@@ -450,7 +476,7 @@ class _BatchReader:
             with self._lock:
                 arr = self._arrays.get(chrom)
                 if arr is None:
-                    arr = ChunkedArray(self.store_path, f"{self.prefix}/{chrom}")
+                    arr = ChunkedArray(self.store_path, f"{self.prefix}/{chrom}", self.files)
                     self._arrays[chrom] = arr
         return arr
 
@@ -485,6 +511,8 @@ class _BatchReader:
         if threads > 1 and len(missing) >= 2 * threads:
             # One task per thread (a task per chunk costs more than the decode itself).
             with self._lock:
+                if self.files.closed:
+                    raise ValueError(f"{self.store_path}: read from a closed store")
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(threads, thread_name_prefix="chunks")
             groups = [[keys[k] for k in missing[i::threads]] for i in range(threads)]
@@ -597,14 +625,40 @@ def _read_small(path, store_path):
     """A small interval/peak array, refused unless its writer marked it complete."""
     import zarr
     arr = zarr.open_array(path, mode="r")
-    if not arr.attrs.get("complete"):
+    if not arr.attrs.get(COMPLETE):
         raise StoreError(f"{store_path}: {os.path.relpath(path, store_path)} was not completely "
                          "written (interrupted update); run the same build again")
     return np.asarray(arr[...]).reshape(-1, 4)
 
 
-class GenomeStore:
-    """A built genome store: sequence codes per chromosome, blacklist and annotations."""
+class _Closable:
+    """close() and `with store:` for the store classes (each defines _close_parts)."""
+
+    closed = False
+
+    def close(self):
+        """Close the store's shard files and stop its decode threads; reading afterwards
+        raises ValueError. Closing twice is harmless."""
+        if not self.closed:
+            self.closed = True
+            self._close_parts()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _check_open(self):
+        if self.closed:
+            raise ValueError(f"{self.path}: read from a closed store")
+
+
+class GenomeStore(_Closable):
+    """A built genome store: sequence codes per chromosome, blacklist and annotations.
+
+    Holds open descriptors of its shard files until close() (or the end of a `with` block).
+    """
 
     def __init__(self, path, cache=None, threads=1):
         self.path = os.path.abspath(str(path))
@@ -612,10 +666,14 @@ class GenomeStore:
         self.chrom_sizes = dict(zip(self.attrs["chroms"], self.attrs["sizes"]))
         self.fingerprint = self.attrs["fingerprint"]
         self.cache = cache or ChunkCache()
-        self._reader = _BatchReader(self.path, "sequence", self.chrom_sizes, self.cache, threads)
+        self._reader = _BatchReader(self.path, SEQUENCE, self.chrom_sizes, self.cache, threads)
+
+    def _close_parts(self):
+        self._reader.close()
 
     def fetch_codes_batch(self, chroms, starts, length, pad=False):
         """(B,) chroms, (B,) starts -> (B, length) uint8 base codes (4 = N or off the end)."""
+        self._check_open()
         chroms, starts = np.asarray(chroms), np.asarray(starts, dtype=np.int64)
         _check_windows(chroms, starts, length, self.chrom_sizes, pad, self.path)
         out = np.full((len(chroms), length), 4, dtype=np.uint8)
@@ -627,7 +685,7 @@ class GenomeStore:
 
     def _intervals(self, key):
         from factornet_jax.intervals import IntervalSet
-        path = os.path.join(self.path, "intervals", key)
+        path = os.path.join(self.path, interval_key(key))
         if not os.path.isdir(path):
             return None
         values = _read_small(path, self.path)
@@ -638,7 +696,7 @@ class GenomeStore:
     def blacklist(self):
         """Blacklist as an IntervalSet (empty when none was given at build)."""
         from factornet_jax.intervals import IntervalSet
-        return self._intervals("blacklist") or IntervalSet.empty()
+        return self._intervals(BLACKLIST) or IntervalSet.empty()
 
     def annotations(self):
         """GENCODE feature name -> IntervalSet, in GENCODE_FEATURES order."""
@@ -652,8 +710,12 @@ class GenomeStore:
         return set(self.attrs.get("annotations", [])) == set(GENCODE_FEATURES)
 
 
-class CellStore:
-    """A built cell-line store plus its genome store: windows of one-hot sequence and signal."""
+class CellStore(_Closable):
+    """A built cell-line store plus its genome store: windows of one-hot sequence and signal.
+
+    Holds open descriptors of its shard files (and its genome store's) until close() (or the
+    end of a `with` block), which closes the genome store too.
+    """
 
     def __init__(self, path, threads=1, cache_bytes=DEFAULT_CACHE_BYTES):
         self.path = os.path.abspath(str(path))
@@ -662,6 +724,7 @@ class CellStore:
         self.cache = ChunkCache(cache_bytes)
         self.genome = GenomeStore(self._genome_path(), cache=self.cache, threads=threads)
         if self.genome.fingerprint != self.attrs["genome"]["fingerprint"]:
+            self.genome.close()
             raise StoreError(f"{self.path}: built against another genome than {self.genome.path} "
                              "(FASTA changed); rebuild the cell store with --force")
         self.chrom_sizes = dict(zip(self.attrs["chroms"], self.attrs["sizes"]))
@@ -670,7 +733,11 @@ class CellStore:
         self.meta_names = list(self.attrs["meta_names"])
         self.meta_values = np.asarray(self.attrs["meta_values"], dtype=np.float32)
         self.fingerprint = self.attrs["sources"]
-        self._signal = _BatchReader(self.path, "signal", self.chrom_sizes, self.cache, threads)
+        self._signal = _BatchReader(self.path, SIGNAL, self.chrom_sizes, self.cache, threads)
+
+    def _close_parts(self):
+        self._signal.close()
+        self.genome.close()
 
     def _genome_path(self):
         info = self.attrs["genome"]
@@ -692,6 +759,8 @@ class CellStore:
 
     def fetch_batch(self, chroms, starts, length, pad=False, as_codes=False):
         """Windows in any order -> onehot (B, L, 4) uint8 (or codes (B, L)), signal (B, L, S) float32."""
+        self._check_open()
+        self.genome._check_open()
         chroms, starts = np.asarray(chroms), np.asarray(starts, dtype=np.int64)
         _check_windows(chroms, starts, length, self.chrom_sizes, pad, self.path)
         codes = np.full((len(chroms), length), 4, dtype=np.uint8)
@@ -706,9 +775,9 @@ class CellStore:
         if tf not in self.tfs:
             raise FactorNetError(f"{self.path}: TF {tf!r} not in this store (it has "
                                  f"{', '.join(self.tfs) or 'no TFs'})")
-        if kind not in ("conservative", "relaxed"):
+        if kind not in PEAK_KINDS:
             raise ValueError(f"kind must be 'conservative' or 'relaxed', not {kind!r}")
-        path = os.path.join(self.path, "peaks", tf, kind)
+        path = os.path.join(self.path, peaks_key(tf, kind))
         if not os.path.isdir(path):
             return None
         values = _read_small(path, self.path)
@@ -734,11 +803,13 @@ def local_path(path):
 
 
 def open_cell_store(path, threads=1, cache_bytes=DEFAULT_CACHE_BYTES):
-    """Open a built cell store (and the genome store it belongs to), checking both."""
+    """Open a built cell store (and the genome store it belongs to), checking both; a
+    CellStore, to close() or use in a `with` block."""
     return CellStore(local_path(path), threads=threads, cache_bytes=cache_bytes)
 
 
 def open_genome_store(path, threads=1):
+    """Open a built genome store; a GenomeStore, to close() or use in a `with` block."""
     return GenomeStore(local_path(path), threads=threads)
 
 
@@ -758,14 +829,22 @@ def resolve_store(path, stores_dir):
 
 def open_stores(paths, stores_dir, flag):
     """The cell stores of `paths` (each resolved by `resolve_store`), which must share their
-    track names and meta names (`flag` names the option in the error)."""
-    stores = [open_cell_store(resolve_store(p, stores_dir)) for p in paths]
-    first = stores[0]
-    for store in stores[1:]:
-        if store.track_names != first.track_names:
-            raise FactorNetError(f"{flag} {store.path}: track names {store.track_names} differ from "
-                                 f"{first.path}'s {first.track_names}")
-        if store.meta_names != first.meta_names:
-            raise FactorNetError(f"{flag} {store.path}: meta names {store.meta_names} differ from "
-                                 f"{first.path}'s {first.meta_names}")
+    track names and meta names (`flag` names the option in the error). On an error the
+    stores opened so far are closed; otherwise closing them is the caller's."""
+    stores = []
+    try:
+        for path in paths:
+            stores.append(open_cell_store(resolve_store(path, stores_dir)))
+        first = stores[0]
+        for store in stores[1:]:
+            if store.track_names != first.track_names:
+                raise FactorNetError(f"{flag} {store.path}: track names {store.track_names} differ "
+                                     f"from {first.path}'s {first.track_names}")
+            if store.meta_names != first.meta_names:
+                raise FactorNetError(f"{flag} {store.path}: meta names {store.meta_names} differ "
+                                     f"from {first.path}'s {first.meta_names}")
+    except BaseException:
+        for store in stores:
+            store.close()
+        raise
     return stores

@@ -1,20 +1,23 @@
-"""Store schema and the `preprocess build` stage: FASTA / bigWig / peaks -> Zarr v3 stores.
+"""The `preprocess build` stage: FASTA / bigWig / peaks -> Zarr v3 stores.
 
-Layout (docs/ARCHITECTURE.md): a genome store with per-chromosome uint8 base codes and interval
-sets (blacklist, GENCODE annotations); a cell store with per-chromosome float32 signal
-(length, n_tracks) and per-TF peaks. Every chunk is written, with a crc32c checksum.
+Layout (store_schema.py, docs/ARCHITECTURE.md): a genome store with per-chromosome uint8 base
+codes and interval sets (blacklist, GENCODE annotations); a cell store with per-chromosome
+float32 signal (length, n_tracks) and per-TF peaks. Every chunk is written, with a crc32c checksum.
 
 Crash safety: a build writes into `<store>.partial/`, marks each finished array with the
 attribute `complete`, and renames the folder into place last. Re-running a killed build
 keeps the finished arrays of a partial store whose recorded inputs still match, rewrites the
 rest, and finishes; a lock file stops two builds of one store at once.
+
+Sharded arrays are written by `SequentialWriter` in the byte format of shard_format.py, their
+chunks compressed by a `ChunkEncoder` (threads owned by one build, shut down at its end).
 """
 import fcntl
 import os
 import shutil
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,45 +26,21 @@ from factornet_jax.errors import FactorNetError, InputFileError, StoreError
 from factornet_jax.fasta import file_digest, read_codes, read_fai
 from factornet_jax.labels import GENCODE_FEATURES
 from factornet_jax.outputs import replace_path
+from factornet_jax.shard_format import ArrayLayout, encode_chunk, single_threaded_blosc, write_shard
+# The schema names are importable from here too (stores.SHARD_CHUNKS, stores.Codecs, ...); the
+# build reads SHARD_CHUNKS and UNSHARDED_MAX_CHUNKS from this module, so tests and benchmarks
+# that patch stores.SHARD_CHUNKS change the build.
+from factornet_jax.store_schema import (  # noqa: F401
+    ATTR, BLACKLIST, CELL_FORMAT, COMPLETE, DEFAULT_CHUNK_BASES, FORMAT_VERSION, GENOME_FORMAT,
+    HAS_VALUES, SHARD_CHUNKS, UNSHARDED_MAX_CHUNKS, Codecs, interval_key, peaks_key,
+    read_store_attrs, sequence_key, signal_key)
 
-GENOME_FORMAT = "factornet-jax/genome"
-CELL_FORMAT = "factornet-jax/cell"
-FORMAT_VERSION = 1
-ATTR = "factornet"
 # File-name tokens that identify each annotation BED in an --annotations folder.
 ANNOTATION_TOKENS = {"cpg": ("cpg", "cpgisland", "cpgislands"), "cds": ("cds",),
                      "intron": ("intron", "introns"), "promoter": ("promoter", "promoters"),
                      "utr5": ("utr5", "5utr"), "utr3": ("utr3", "3utr")}
 
-# Measured (docs/BENCHMARKS.md, "Chunk size, codecs and sharding"): random 1 kb windows
-# read fastest per CPU-second with 2-4 kb chunks in shards (~40k samples/s vs ~33k at 8 kb,
-# ~26k at 16 kb); 4 kb compresses better than 2 kb (0.27 vs 0.28 B/base genome).
-DEFAULT_CHUNK_BASES = 4096
-# Chunks per shard file (zarr v3 sharding_indexed): a shard holds up to 4096 chunks (16 Mi
-# bases) plus their index, so an hg19 store is ~200 files instead of ~730,000, they all stay
-# open, and the reader preads a chunk (~2 us) instead of opening a file (~9-12 us with
-# fstat and close). An array shorter than a shard is one shard; arrays of at most
-# UNSHARDED_MAX_CHUNKS chunks (chrM, small contigs) keep one file per chunk.
-SHARD_CHUNKS = 4096
-UNSHARDED_MAX_CHUNKS = 64
 WRITE_BLOCK_BASES = 1 << 22  # bases read, encoded and written per step (bounded memory)
-
-
-@dataclass(frozen=True)
-class Codecs:
-    """Compression of the two big array kinds (a measured choice, see BENCHMARKS.md).
-
-    Sequence codes: lz4hc + bitshuffle decodes a 4 kb chunk ~4x faster than zstd at the same
-    size (0.26 B/base). Signal: bigWig values come in runs of equal float32 rows, which LZ
-    matching finds without shuffling: lz4hc/noshuffle is ~3x smaller (0.36 vs 1.16 B/base)
-    and faster to decode than lz4/bitshuffle; zstd is smaller still but ~2x slower to decode.
-    """
-    sequence_cname: str = "lz4hc"
-    sequence_clevel: int = 5
-    sequence_shuffle: str = "bitshuffle"
-    signal_cname: str = "lz4hc"
-    signal_clevel: int = 5
-    signal_shuffle: str = "noshuffle"
 
 
 def _codec_list(cname, clevel, shuffle, typesize):
@@ -128,19 +107,6 @@ class StoreLock:
         self.handle.close()
 
 
-def read_store_attrs(path):
-    """The `factornet` attributes of a store folder, or None when it is not a zarr group."""
-    meta = os.path.join(str(path), "zarr.json")
-    if not os.path.isfile(meta):
-        return None
-    import json
-    with open(meta) as handle:
-        try:
-            return json.load(handle).get("attributes", {}).get(ATTR)
-        except ValueError:
-            return None
-
-
 def _open_partial(partial, attrs):
     """Open (or start) a partial store; drop it if it was started from other inputs."""
     import zarr
@@ -153,13 +119,13 @@ def _open_partial(partial, attrs):
         existing = None
     group = zarr.open_group(partial, mode="a", zarr_format=3)
     if existing is None:
-        group.attrs[ATTR] = {**attrs, "complete": False}
+        group.attrs[ATTR] = {**attrs, COMPLETE: False}
     return group
 
 
 def _array_done(group, name):
     try:
-        return bool(group[name].attrs.get("complete", False))
+        return bool(group[name].attrs.get(COMPLETE, False))
     except KeyError:
         return False
 
@@ -176,62 +142,63 @@ def _create_array(group, name, shape, chunks, dtype, codecs, shard_chunks=None):
                               config={"write_empty_chunks": True})
 
 
-_ENCODER_POOL = None
+class ChunkEncoder:
+    """Threads that compress chunks during one build; close() (or the end of a `with` block)
+    shuts them down. Blosc releases the GIL, so chunks compress in parallel.
 
-
-def single_threaded_blosc():
-    """numcodecs' blosc module, switched to single-threaded contextual calls (process-wide).
-
-    With ``use_threads = False`` each compress/decompress call is contextual: no global
-    Blosc lock, so our own encoder and reader threads run in parallel (Blosc's internal
-    threads only add overhead on 8-64 kB chunks). Called where the stores are written
-    (`_encoder_pool`) and read (`reader._codec_functions`), never at import time.
+        with ChunkEncoder() as encoder:
+            writer = SequentialWriter(arr, store_dir, encoder)
     """
-    from numcodecs import blosc
-    blosc.use_threads = False
-    return blosc
 
-
-def _encoder_pool():
-    """Threads that compress chunks during a build (created once per process)."""
-    global _ENCODER_POOL
-    if _ENCODER_POOL is None:
+    def __init__(self, threads=None):
         from concurrent.futures import ThreadPoolExecutor
-        single_threaded_blosc()
-        _ENCODER_POOL = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="encode")
-    return _ENCODER_POOL
+        single_threaded_blosc()          # contextual Blosc calls: no global lock between threads
+        self.threads = threads or min(4, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="encode")
+
+    def map(self, fn, items):
+        """[fn(item)] in order, computed in the threads."""
+        if self._pool is None:
+            raise ValueError("ChunkEncoder is closed")
+        return list(self._pool.map(fn, items))
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class SequentialWriter:
     """Write an array created by `_create_array` front to back, block by block.
 
-    Sharded arrays are encoded here directly, a whole shard file at a time: each chunk with
-    the array's own codecs (little-endian bytes, Blosc, crc32c, as its zarr.json says) and the
-    shard index (offset, nbytes per chunk, crc32c) at the end. zarr-python spends ~0.2 ms of
-    per-chunk bookkeeping on writes, which made builds 2-3x slower than the compression
-    itself; the files are byte-for-byte what the sharding codec reads (tests read them back
-    through zarr). Unsharded (short) arrays are written through zarr.
+    Sharded arrays are encoded here directly, a whole shard file at a time, in the byte
+    format of shard_format.py (each chunk with the array's own codecs, as its zarr.json says,
+    then the shard index): zarr-python spends ~0.2 ms of per-chunk bookkeeping on writes, which
+    made builds 2-3x slower than the compression itself. Chunks are compressed by `encoder`
+    (a ChunkEncoder; None: in the calling thread). Unsharded (short) arrays are written
+    through zarr.
     """
 
-    _SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
-
-    def __init__(self, arr, store_dir):
+    def __init__(self, arr, store_dir, encoder=None):
         import json
         self.arr = arr
         self.length = arr.shape[0]
-        meta = json.loads((Path(store_dir) / arr.path / "zarr.json").read_text())
-        codec = meta["codecs"][0]
-        self.sharded = codec["name"] == "sharding_indexed"
         self.dir = Path(store_dir) / arr.path
+        self.encoder = encoder
         self.written = 0
+        meta = json.loads((self.dir / "zarr.json").read_text())
+        self.sharded = meta["codecs"][0]["name"] == "sharding_indexed"
         if not self.sharded:
             return
-        config = codec["configuration"]
-        self.chunk_shape = tuple(config["chunk_shape"])
-        self.shard_len = meta["chunk_grid"]["configuration"]["chunk_shape"][0]
-        blosc = next(c["configuration"] for c in config["codecs"] if c["name"] == "blosc")
-        self.blosc = (blosc["cname"].encode(), int(blosc["clevel"]), self._SHUFFLE[blosc["shuffle"]])
-        self.suffix = "/0" * (len(arr.shape) - 1)
+        self.layout = ArrayLayout.from_metadata(meta)
+        assert self.layout.index_at_end, "arrays are created with the shard index at the end"
+        self.chunk_shape = self.layout.chunk_shape
         self.remainder = np.zeros((0, *self.chunk_shape[1:]), dtype=arr.dtype)  # < one chunk
         self.parts = []            # encoded chunks of the shard being filled
         self.shard_index = 0
@@ -249,40 +216,27 @@ class SequentialWriter:
         if self.written == self.length:
             full = len(rows)                       # the last chunk, padded
         pieces = [rows[k:k + chunk_len] for k in range(0, full, chunk_len)]
-        # Blosc releases the GIL: chunks are compressed in threads, kept in order
-        for encoded in _encoder_pool().map(self._encode, pieces):
-            self._add_encoded(encoded)
+        encoded = (self.encoder.map(self._encode, pieces) if self.encoder is not None
+                   else [self._encode(piece) for piece in pieces])
+        for chunk in encoded:                      # in order
+            self._add_encoded(chunk)
         self.remainder = np.array(rows[full:], copy=True)
         if self.written == self.length and self.parts:
             self._write_shard()
 
     def _encode(self, rows):
-        """One chunk (padded with zeros past the array end) -> Blosc frame + crc32c."""
-        import google_crc32c
-        from numcodecs import blosc
-        chunk = np.zeros(self.chunk_shape, dtype=self.arr.dtype.newbyteorder("<"))
-        chunk[: len(rows)] = rows
-        frame = blosc.compress(chunk, *self.blosc)
-        return frame + np.uint32(google_crc32c.value(frame)).astype("<u4").tobytes()
+        """One chunk (padded with zeros past the array end) -> its stored bytes."""
+        return encode_chunk(rows, self.layout)
 
     def _add_encoded(self, encoded):
         self.parts.append(encoded)
-        if len(self.parts) == self.shard_len // self.chunk_shape[0]:
+        if len(self.parts) == self.layout.chunks_per_shard:
             self._write_shard()
 
     def _write_shard(self):
-        """Chunks of the current shard + the index (offset, nbytes; empty slots all ones) + crc."""
-        import google_crc32c
-        index = np.full((self.shard_len // self.chunk_shape[0], 2), np.iinfo(np.uint64).max, "<u8")
-        sizes = np.array([len(p) for p in self.parts], dtype=np.uint64)
-        index[: len(sizes), 0] = np.cumsum(sizes) - sizes
-        index[: len(sizes), 1] = sizes
-        index_bytes = index.tobytes()
-        path = self.dir / "c" / f"{self.shard_index}{self.suffix}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(b"".join(self.parts))
-            handle.write(index_bytes + np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes())
+        """The current shard's chunks and index, to its file."""
+        write_shard(str(self.layout.file_path(self.dir, self.shard_index)), self.parts,
+                    self.layout.chunks_per_shard)
         self.parts = []
         self.shard_index += 1
 
@@ -298,12 +252,12 @@ def _write_small(group, name, values):
                              overwrite=True, config={"write_empty_chunks": True})
     if values.size:
         arr[...] = values
-    arr.attrs["complete"] = True
+    arr.attrs[COMPLETE] = True
 
 
 def _finish(partial, final, group, force):
     attrs = dict(group.attrs[ATTR])
-    attrs["complete"] = True
+    attrs[COMPLETE] = True
     attrs["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     group.attrs[ATTR] = attrs
     if os.path.exists(final) and not force:
@@ -387,7 +341,7 @@ def build_genome_store(fasta, out_path, chroms=None, chunk_bases=DEFAULT_CHUNK_B
     build_key = {"chroms": [r.name for r in fai], "sizes": [r.length for r in fai],
                  "chunk_bases": chunk_bases, "codecs": codecs.__dict__}
     attrs = read_store_attrs(out_path)
-    if attrs and attrs.get("complete") and not force:
+    if attrs and attrs.get(COMPLETE) and not force:
         changed = _changed_inputs(attrs["sources"], current)
         if attrs.get("build_key") != build_key:
             changed.append("chromosome set or chunking")
@@ -405,21 +359,21 @@ def build_genome_store(fasta, out_path, chroms=None, chunk_bases=DEFAULT_CHUNK_B
             "sources": sources, "build_key": build_key, "chunk_bases": chunk_bases})
         seq_codecs = _codec_list(codecs.sequence_cname, codecs.sequence_clevel,
                                  codecs.sequence_shuffle, 1)
-        with open(fasta, "rb") as handle:
+        with open(fasta, "rb") as handle, ChunkEncoder() as encoder:
             for record in fai:
-                name = f"sequence/{record.name}"
+                name = sequence_key(record.name)
                 if _array_done(group, name):
                     continue
                 arr = _create_array(group, name, (record.length,), (chunk_bases,), "uint8", seq_codecs)
-                writer = SequentialWriter(arr, partial)
+                writer = SequentialWriter(arr, partial, encoder)
                 for start in range(0, record.length, WRITE_BLOCK_BASES):
                     end = min(start + WRITE_BLOCK_BASES, record.length)
                     writer.write(read_codes(fasta, record, start, end, handle))
                     if progress:
                         progress(record.name, end - start)
-                arr.attrs["complete"] = True
-        if not _array_done(group, "intervals/blacklist"):
-            _write_small(group, "intervals/blacklist", np.zeros((0, 4), np.int64))
+                arr.attrs[COMPLETE] = True
+        if not _array_done(group, interval_key(BLACKLIST)):
+            _write_small(group, interval_key(BLACKLIST), np.zeros((0, 4), np.int64))
         _finish(partial, out_path, group, force)
     return BuildSummary(out_path, True, sum(r.length for r in fai), store_bytes(out_path),
                         time.perf_counter() - t0)
@@ -458,7 +412,7 @@ def set_genome_intervals(genome_path, blacklist=None, annotations_dir=None):
     with StoreLock(genome_path):
         group = zarr.open_group(genome_path, mode="a", zarr_format=3)
         for key, path in todo.items():
-            _write_small(group, f"intervals/{key}", intervals_to_array(parsed[key], index))
+            _write_small(group, interval_key(key), intervals_to_array(parsed[key], index))
             recorded[key] = source_record(path)
         attrs = dict(group.attrs[ATTR])
         attrs["interval_sources"] = recorded
@@ -523,7 +477,7 @@ def build_cell_store(cell, genome_path, out_path, chroms=None, chunk_bases=DEFAU
     """Write one cell line's signal tracks, peaks and meta into `out_path`. Returns BuildSummary."""
     t0 = time.perf_counter()
     genome_attrs = read_store_attrs(genome_path)
-    if not genome_attrs or not genome_attrs.get("complete"):
+    if not genome_attrs or not genome_attrs.get(COMPLETE):
         raise StoreError(f"{genome_path}: genome store missing or incomplete; build it first")
     all_sizes = dict(zip(genome_attrs["chroms"], genome_attrs["sizes"]))
     if chroms:
@@ -536,7 +490,7 @@ def build_cell_store(cell, genome_path, out_path, chroms=None, chunk_bases=DEFAU
     build_key = cell_build_key(cell, genome_attrs, chrom_names, chunk_bases, codecs)
     current = cell_source_paths(cell)
     attrs = read_store_attrs(out_path)
-    if attrs and attrs.get("complete") and not force:
+    if attrs and attrs.get(COMPLETE) and not force:
         changed = _changed_inputs(attrs["sources"], current)
         if attrs.get("build_key") != build_key:
             changed.append("cell folder lists, chromosome set or genome")
@@ -548,66 +502,70 @@ def build_cell_store(cell, genome_path, out_path, chroms=None, chunk_bases=DEFAU
 
     bigwig_txt = os.path.join(cell.folder, "bigwig.txt")
     chip_txt = os.path.join(cell.folder, "chip.txt")
-    handles = [_bigwig_chroms(t, chrom_sizes, bigwig_txt) for t in cell.tracks]
-    peaks = {}
-    for entry in cell.chip:  # parse (and validate) all peaks before writing anything big
-        peaks[(entry.tf, "conservative")] = _read_peaks(entry, "conservative", entry.conservative,
-                                                        chrom_sizes, chip_txt)
-        if entry.relaxed:
-            peaks[(entry.tf, "relaxed")] = _read_peaks(entry, "relaxed", entry.relaxed,
-                                                       chrom_sizes, chip_txt)
-    partial = str(out_path) + ".partial"
-    with StoreLock(out_path):
-        sources = {role: source_record(path) for role, path in current.items()}
-        genome_rel = os.path.relpath(os.path.abspath(genome_path),
-                                     os.path.dirname(os.path.abspath(out_path)))
-        group = _open_partial(partial, {
-            "format": CELL_FORMAT, "version": FORMAT_VERSION, "name": cell.name,
-            "track_names": [t.name for t in cell.tracks], "tfs": [c.tf for c in cell.chip],
-            "relaxed_tfs": [c.tf for c in cell.chip if c.relaxed],
-            "meta_names": list(cell.meta_names), "meta_values": list(cell.meta_values),
-            "chroms": chrom_names, "sizes": [chrom_sizes[c] for c in chrom_names],
-            "genome": {"path": genome_rel, "abspath": os.path.abspath(genome_path),
-                       "fingerprint": genome_attrs["fingerprint"]},
-            "sources": sources, "build_key": build_key, "chunk_bases": chunk_bases})
-        index = {c: i for i, c in enumerate(chrom_names)}
-        for (tf, kind), records in peaks.items():
-            name = f"peaks/{tf}/{kind}"
-            if not _array_done(group, name):
-                _write_small(group, name, intervals_to_array(records, index))
-        n_tracks = len(cell.tracks)
-        sig_codecs = _codec_list(codecs.signal_cname, codecs.signal_clevel, codecs.signal_shuffle, 4)
-        has_values = np.zeros(n_tracks, dtype=bool)
-        for chrom in chrom_names:
-            name = f"signal/{chrom}"
-            if _array_done(group, name):
-                has_values |= np.asarray(group[name].attrs.get("has_values", [True] * n_tracks))
-                continue
-            size = chrom_sizes[chrom]
-            arr = _create_array(group, name, (size, n_tracks), (chunk_bases, n_tracks), "float32",
-                                sig_codecs)
-            chrom_has = np.zeros(n_tracks, dtype=bool)
-            writer = SequentialWriter(arr, partial)
-            block = np.empty((min(WRITE_BLOCK_BASES, size), n_tracks), dtype=np.float32)
-            for start in range(0, size, WRITE_BLOCK_BASES):
-                end = min(start + WRITE_BLOCK_BASES, size)
-                out = block[: end - start]
-                for k, handle in enumerate(handles):
-                    _read_bigwig_block(handle, chrom, start, end, out[:, k])
-                chrom_has |= out.any(axis=0)
-                writer.write(out)
-                if progress:
-                    progress(chrom, end - start)
-            arr.attrs["has_values"] = chrom_has.tolist()
-            arr.attrs["complete"] = True
-            has_values |= chrom_has
-        empty = [t.name for t, ok in zip(cell.tracks, has_values) if not ok]
-        if empty:
-            raise InputFileError(bigwig_txt, f"track {empty[0]!r} has no values (all NaN or zero) "
-                                 "on the chosen chromosomes; check the bigWig file")
-        _finish(partial, out_path, group, force)
-    for handle in handles:
-        handle.close()
+    handles = []
+    try:  # the bigWig handles are closed however the build ends
+        handles += [_bigwig_chroms(t, chrom_sizes, bigwig_txt) for t in cell.tracks]
+        peaks = {}
+        for entry in cell.chip:  # parse (and validate) all peaks before writing anything big
+            peaks[(entry.tf, "conservative")] = _read_peaks(
+                entry, "conservative", entry.conservative, chrom_sizes, chip_txt)
+            if entry.relaxed:
+                peaks[(entry.tf, "relaxed")] = _read_peaks(entry, "relaxed", entry.relaxed,
+                                                           chrom_sizes, chip_txt)
+        partial = str(out_path) + ".partial"
+        with StoreLock(out_path), ChunkEncoder() as encoder:
+            sources = {role: source_record(path) for role, path in current.items()}
+            genome_rel = os.path.relpath(os.path.abspath(genome_path),
+                                         os.path.dirname(os.path.abspath(out_path)))
+            group = _open_partial(partial, {
+                "format": CELL_FORMAT, "version": FORMAT_VERSION, "name": cell.name,
+                "track_names": [t.name for t in cell.tracks], "tfs": [c.tf for c in cell.chip],
+                "relaxed_tfs": [c.tf for c in cell.chip if c.relaxed],
+                "meta_names": list(cell.meta_names), "meta_values": list(cell.meta_values),
+                "chroms": chrom_names, "sizes": [chrom_sizes[c] for c in chrom_names],
+                "genome": {"path": genome_rel, "abspath": os.path.abspath(genome_path),
+                           "fingerprint": genome_attrs["fingerprint"]},
+                "sources": sources, "build_key": build_key, "chunk_bases": chunk_bases})
+            index = {c: i for i, c in enumerate(chrom_names)}
+            for (tf, kind), records in peaks.items():
+                name = peaks_key(tf, kind)
+                if not _array_done(group, name):
+                    _write_small(group, name, intervals_to_array(records, index))
+            n_tracks = len(cell.tracks)
+            sig_codecs = _codec_list(codecs.signal_cname, codecs.signal_clevel,
+                                     codecs.signal_shuffle, 4)
+            has_values = np.zeros(n_tracks, dtype=bool)
+            for chrom in chrom_names:
+                name = signal_key(chrom)
+                if _array_done(group, name):
+                    has_values |= np.asarray(group[name].attrs.get(HAS_VALUES, [True] * n_tracks))
+                    continue
+                size = chrom_sizes[chrom]
+                arr = _create_array(group, name, (size, n_tracks), (chunk_bases, n_tracks),
+                                    "float32", sig_codecs)
+                chrom_has = np.zeros(n_tracks, dtype=bool)
+                writer = SequentialWriter(arr, partial, encoder)
+                block = np.empty((min(WRITE_BLOCK_BASES, size), n_tracks), dtype=np.float32)
+                for start in range(0, size, WRITE_BLOCK_BASES):
+                    end = min(start + WRITE_BLOCK_BASES, size)
+                    out = block[: end - start]
+                    for k, handle in enumerate(handles):
+                        _read_bigwig_block(handle, chrom, start, end, out[:, k])
+                    chrom_has |= out.any(axis=0)
+                    writer.write(out)
+                    if progress:
+                        progress(chrom, end - start)
+                arr.attrs[HAS_VALUES] = chrom_has.tolist()
+                arr.attrs[COMPLETE] = True
+                has_values |= chrom_has
+            empty = [t.name for t, ok in zip(cell.tracks, has_values) if not ok]
+            if empty:
+                raise InputFileError(bigwig_txt, f"track {empty[0]!r} has no values (all NaN or "
+                                     "zero) on the chosen chromosomes; check the bigWig file")
+            _finish(partial, out_path, group, force)
+    finally:
+        for handle in handles:
+            handle.close()
     return BuildSummary(out_path, True, sum(chrom_sizes.values()), store_bytes(out_path),
                         time.perf_counter() - t0)
 

@@ -173,3 +173,14 @@ def test_sharded_damage_is_an_error(sharded_stores, tmp_path):
     assert_fetch_fails(copy / "CellA.zarr", "chr1", 32 * 512, 600, "signal/chr1")
     (copy / "genome.zarr" / "sequence" / "chr1" / "c" / "3").unlink()
     assert_fetch_fails(copy / "CellA.zarr", "chr1", 48 * 512, 600, "of sequence/chr1 is missing")
+
+
+def test_the_reader_does_not_import_the_writer():
+    """Issue 16: the schema and the byte format have their own modules, so reading a store
+    never loads the build code (stores.py, build.py)."""
+    import subprocess
+    import sys
+    code = ("import sys, factornet_jax.reader; "
+            "print(sorted(m for m in sys.modules if m in ('factornet_jax.stores', 'factornet_jax.build')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -85,14 +85,15 @@ def test_fast_path_matches_zarr_and_the_other_paths(stores, length):
 
 
 def test_concurrent_batches_match_serial_reads(stores, monkeypatch):
-    """4 threads on one store (as BatchLoader's threads do), with a descriptor LRU of 2 so
+    """4 threads on one store (as BatchLoader's threads do), with descriptor LRUs of 2 so
     descriptors are closed and reopened under the readers all the time."""
-    monkeypatch.setattr(reader._OPEN_FILES, "max_open", 2)
+    monkeypatch.setattr(reader, "default_max_open", lambda: 2)
     rng = np.random.default_rng(3)
     batches = [random_batch(rng, 64, 1000) for _ in range(24)]
     serial_store = open_cell_store(stores / "CellA.zarr")
     serial = [serial_store.fetch_batch(c, s, 1000, pad=True, as_codes=True) for c, s in batches]
     store = open_cell_store(stores / "CellA.zarr")
+    assert store._signal.files.max_open == 2 and store.genome._reader.files.max_open == 2
     results, errors = {}, []
 
     def work(t):
@@ -157,7 +158,7 @@ def test_shard_file_removed_after_its_index_was_read(stores, tmp_path):
     shutil.copytree(stores, copy)
     store = open_cell_store(copy / "CellA.zarr")
     store.fetch_batch(["chr1"], [2 * PER_SHARD * CHUNK], 100)   # shard 2's index is kept
-    reader._OPEN_FILES.close()                                  # and no descriptor is open
+    store._signal.files.close_descriptors()                     # and no descriptor is open
     shard_file(copy, 2).unlink()
     with pytest.raises(StoreError, match=f"chunk {2 * PER_SHARD + 3} of signal/chr1 is missing"):
         store.fetch_batch(["chr1", "chr1"], [2 * PER_SHARD * CHUNK + 3 * CHUNK, 10], 100)
@@ -210,3 +211,113 @@ def test_zstd_arrays_read_like_zarr(tmp_path, shards):
         lo, hi = max(start, 0), min(start + 700, len(values))
         np.testing.assert_array_equal(out[b, lo - start: hi - start], values[lo:hi])
         assert not out[b, :lo - start].any() and not out[b, hi - start:].any()
+
+
+# ------------------------------------------------------------------ lifetimes: close() and `with`
+
+def open_descriptors_under(folder):
+    """This process's open descriptors of files under `folder`."""
+    import os
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+def test_a_closed_store_holds_no_files_and_refuses_reads(stores, tmp_path):
+    shutil.copytree(stores, tmp_path / "copy")
+    stores = tmp_path / "copy"                             # no other test's store reads here
+    with open_cell_store(stores / "CellA.zarr", threads=3) as store:
+        chroms, starts = random_batch(np.random.default_rng(9), 64, 1000)
+        store.fetch_batch(chroms, starts, 1000, pad=True)
+        held = open_descriptors_under(stores)
+        assert any("/signal/" in p for p in held) and any("/sequence/" in p for p in held)
+        assert store._signal._pool is not None              # decode threads were started
+    assert open_descriptors_under(stores) == []            # its genome store's too
+    assert store.closed and store.genome.closed and store._signal._pool is None
+    with pytest.raises(ValueError, match="closed store"):
+        store.fetch_batch(chroms, starts, 1000, pad=True)
+    with pytest.raises(ValueError, match="closed store"):
+        store.genome.fetch_codes_batch(chroms, starts, 1000, pad=True)
+    store.close()                                          # twice is harmless
+    other = open_cell_store(stores / "CellA.zarr")         # other stores are not affected
+    other.fetch_batch(chroms, starts, 1000, pad=True)
+    other.genome.close()
+    with pytest.raises(ValueError, match="closed store"):
+        other.fetch_batch(chroms, starts, 1000, pad=True)
+    other.close()
+    assert open_descriptors_under(stores) == []
+
+
+def test_open_stores_closes_what_it_opened_on_error(stores, tmp_path, monkeypatch):
+    from factornet_jax.errors import FactorNetError
+    opened = []
+    real = reader.open_cell_store
+    monkeypatch.setattr(reader, "open_cell_store", lambda path: opened.append(real(path)) or opened[-1])
+    with pytest.raises(FactorNetError, match="neither a cell store nor a cell folder"):
+        reader.open_stores([stores / "CellA.zarr", tmp_path / "nothing"], str(tmp_path), "-i")
+    assert len(opened) == 1 and opened[0].closed
+
+
+def test_out_of_descriptors_makes_room_then_says_so(monkeypatch, tmp_path):
+    """EMFILE (other stores hold the process's descriptors): the store closes the older half
+    of its own and retries; when it holds none, a one-line StoreError."""
+    import errno
+    import os
+    paths = []
+    for k in range(5):
+        paths.append(tmp_path / f"f{k}")
+        paths[-1].write_bytes(bytes([k]) * 10)
+    files = reader.OpenFiles(max_open=8)
+    for k in range(4):
+        assert files.pread(("a", k), str(paths[k]), 1, 0) == bytes([k])
+    real_open, failures = os.open, []
+
+    def crowded(path, flags):
+        if failures:
+            failures.pop()
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags)
+
+    monkeypatch.setattr(os, "open", crowded)
+    failures.append(1)
+    assert files.pread(("a", 4), str(paths[4]), 1, 0) == bytes([4])
+    assert list(files._fds) == [("a", 2), ("a", 3), ("a", 4)]
+    files.close_descriptors()
+    failures.extend([1, 1])
+    with pytest.raises(StoreError, match="too many open files; close stores not in use"):
+        files.pread(("a", 0), str(paths[0]), 1, 0)
+    files.close()
+
+
+def test_an_unclosed_store_closes_its_files_when_collected(stores, tmp_path):
+    import gc
+    shutil.copytree(stores, tmp_path / "copy")
+    store = open_cell_store(tmp_path / "copy" / "CellA.zarr")
+    store.fetch_batch(*random_batch(np.random.default_rng(2), 32, 1000), 1000, pad=True)
+    assert open_descriptors_under(tmp_path / "copy")
+    del store
+    gc.collect()
+    assert open_descriptors_under(tmp_path / "copy") == []
+
+
+def test_errors_of_one_file_per_chunk_arrays_come_in_chunk_order(stores, tmp_path):
+    """chr11 keeps one file per chunk: a corrupted chunk before a missing one is reported."""
+    copy = tmp_path / "copy"
+    shutil.copytree(stores, copy)
+    folder = copy / "CellA.zarr" / "signal" / "chr11" / "c"
+    data = bytearray((folder / "4" / "0").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "4" / "0").write_bytes(bytes(data))
+    shutil.rmtree(folder / "9")
+    with pytest.raises(StoreError, match="chunk 4 of signal/chr11 is corrupted"):
+        open_cell_store(copy / "CellA.zarr").fetch_batch(["chr11", "chr11"],
+                                                         [4 * CHUNK, 9 * CHUNK], 100)
+    with pytest.raises(StoreError, match="chunk 9 of signal/chr11 is missing"):
+        open_cell_store(copy / "CellA.zarr").fetch_batch(["chr11", "chr11"],
+                                                         [2 * CHUNK, 9 * CHUNK], 100)

@@ -283,3 +283,32 @@ def test_lock_is_exclusive_and_released():
                     pass
         with StoreLock(path):
             pass
+
+
+def test_a_build_shuts_its_encoder_threads_down(inputs, tmp_path, capsys, monkeypatch):
+    """The chunk-encoding threads belong to one build (ChunkEncoder), not to the process."""
+    import threading
+    from factornet_jax import stores
+    encoders = []
+
+    class Recorded(stores.ChunkEncoder):
+        def __init__(self, *args):
+            super().__init__(*args)
+            encoders.append(self)
+
+    monkeypatch.setattr(stores, "ChunkEncoder", Recorded)
+    monkeypatch.setattr(stores, "SHARD_CHUNKS", 4)                # sharded arrays
+    monkeypatch.setattr(stores, "UNSHARDED_MAX_CHUNKS", 4)
+    before = {t.ident for t in threading.enumerate()}
+    argv = build_argv(inputs, tmp_path / "stores")
+    code, out, err = cli(argv, capsys)
+    assert code == 0, err
+    assert len(encoders) == 3 and all(e._pool is None for e in encoders)  # one per store built
+    left = [t.name for t in threading.enumerate() if t.ident not in before]
+    assert not [name for name in left if name.startswith("encode")], left
+    meta = (tmp_path / "stores" / "CellA.zarr" / "signal" / "chr1" / "zarr.json").read_text()
+    assert "sharding_indexed" in meta
+    with stores.ChunkEncoder(2) as encoder:
+        assert encoder.map(len, [b"ab", b"c"]) == [2, 1]
+    with pytest.raises(ValueError, match="closed"):
+        encoder.map(len, [b"ab"])

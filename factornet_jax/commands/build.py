@@ -24,7 +24,7 @@ def add_arguments(parser):
 def main(args):
     from factornet_jax.build import BuildRequest, build_stores, format_summary
     from factornet_jax.errors import ConfigError
-    from factornet_jax.stores import DEFAULT_CHUNK_BASES
+    from factornet_jax.store_schema import DEFAULT_CHUNK_BASES
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     chunk = args.chunk_bases or DEFAULT_CHUNK_BASES
