@@ -16,8 +16,10 @@ COMMANDS = [
     (("predict",), "predict", "score the bins of a BED file, write bedGraph.gz (and bigWig)"),
     (("evaluate",), "evaluate", "DREAM-style scoring of predictions against peaks"),
     (("visualize",), "visualize", "kernel motifs, logos, signal profiles and known-motif matches"),
+    (("explain",), "explain", "per-base sequence and track contributions (ISM, IG, saliency), motifs"),
     (("import-keras",), "import_keras", "convert a released Keras 1 FactorNet model"),
     (("simulate",), "simulate", "write a realistic simulated dataset (FASTA, bigWigs, peaks)"),
+    (("variants",), "variants", "score the effect of VCF variants on predicted binding"),
     (("demo",), "demo", "simulate -> build -> train -> predict -> evaluate, end to end"),
 ]
 

@@ -35,7 +35,9 @@ Output folder (written as a hidden ``.OUT.partial-*`` beside it and swapped into
     logos/conv_<k>.png         information-content sequence logo per conv kernel with sites
     logos/position_dense_<k>.png
     overview.png / overview2.png   all logos of a layer in one grid
-    matches.tsv                top database matches per learned motif (see motif_match)
+    matches.tsv                top 3 database matches per learned motif: TOMTOM p- and q-values
+                               (motif_match; needs the optional extra factornet-jax[motifs],
+                               without it the file is left out with a warning)
 
 Track names are made file-name safe by replacing characters other than letters, digits,
 ``.``, ``_`` and ``-`` with ``_``.
@@ -59,8 +61,8 @@ LAYER_SUFFIX = {"conv": "", "position_dense": "2"}   # motifs.txt / motifs2.txt 
 DEFAULT_BATCH = 128
 TOP_MATCHES = 3
 LOGO_COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}
-MATCH_COLUMNS = ("kernel", "layer", "rank", "motif", "alt_name", "score", "offset", "strand", "overlap",
-                 "coverage")
+MATCH_COLUMNS = ("kernel", "layer", "rank", "motif", "alt_name", "p_value", "q_value", "offset", "strand",
+                 "overlap")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -429,8 +431,8 @@ def match_rows(sites_by_layer, database) -> list:
         found = match_motifs([sites.pwm(int(k)) for k in kernels], database, top=TOP_MATCHES)
         for k, matches in zip(kernels, found):
             for m in matches:
-                rows.append((int(k), layer, m.rank, m.motif, m.alt_name or "", f"{m.score:.4f}",
-                             m.offset, m.strand, m.overlap, f"{m.coverage:.3f}"))
+                rows.append((int(k), layer, m.rank, m.motif, m.alt_name or "", f"{m.p_value:.3g}",
+                             f"{m.q_value:.3g}", m.offset, m.strand, m.overlap))
     return rows
 
 
@@ -448,9 +450,21 @@ def write_outputs(folder, sites_by_layer, track_names, database):
             np.save(folder / f"{safe_name(track)}_meansignal{suffix}.npy",
                     np.ascontiguousarray(mean[:, :, i]), allow_pickle=False)
         write_logos(folder / "logos", sites, folder / f"overview{suffix}.png")
-    if database is not None:
+    if database is not None and _have_tomtom():
         rows = [MATCH_COLUMNS] + match_rows(sites_by_layer, database)
         (folder / "matches.tsv").write_text("".join("\t".join(str(v) for v in r) + "\n" for r in rows))
+
+
+def _have_tomtom():
+    """True when TOMTOM (memelite) is installed; else a warning that matches.tsv is left out."""
+    from factornet_jax.motif_match import INSTALL_HINT
+    try:
+        import memelite  # noqa: F401
+    except ImportError:
+        from factornet_jax.progress import warn
+        warn(f"matches.tsv left out: matching kernels to known motifs needs TOMTOM; {INSTALL_HINT}")
+        return False
+    return True
 
 
 def _load_database(motif_db):

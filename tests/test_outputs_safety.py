@@ -63,6 +63,7 @@ MINIMAL_ARGS = {
     ("train", "run"): ["-i", "S"], ("predict",): ["-i", "S", "-m", "M", "-b", "B"],
     ("evaluate",): ["-p", "P", "--peaks", "K"], ("visualize",): ["-i", "S", "-m", "M", "-b", "B"],
     ("import-keras",): ["KERAS"], ("simulate",): [], ("demo",): [],
+    ("explain",): ["-i", "S", "-m", "M", "-b", "B"], ("variants",): ["-i", "S", "-m", "M", "-v", "V"],
 }
 
 
