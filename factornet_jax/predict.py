@@ -658,153 +658,153 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     check_outputs()
 
     models = [load_model(d, which=checkpoint) for d in model_dirs]
-    store = open_cell_store(resolve_store(cell_store, stores_dir))
-    n_devices = jax.local_device_count()
-    n_processes, process = jax.process_count(), jax.process_index()
-    ensemble = _Ensemble(models, store, tf, n_devices, compute_dtype, lstm_backend)
-    if process == 0:
-        check_drift(next((m for m in models if read_profiles(m.model_dir)), models[0]), store)
-    seq_len = ensemble.seq_len
-    scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bool(extra_outputs),
-                    block_lines=block_lines,
-                    sorted_for=" and ".join(flag for flag, _ in extra_outputs) or "--bigwig")
-    if batch_size is None:
-        per_device = (CPU_BATCH_PER_DEVICE if jax.default_backend() == "cpu"
-                      else ACCELERATOR_BATCH_PER_DEVICE)
-        batch_size = per_device * n_devices
-    batch_size = min(batch_size, scan.n_bins)
-    batch_size = -(-batch_size // n_devices) * n_devices
-    zone = exclusion_zone(store.genome.blacklist(), store.chrom_sizes, seq_len)
-    spec = BatchSpec(seq_len, ensemble.use_meta, ensemble.use_gencode)
-    assembler = BatchAssembler([store], spec)
-    layout = assembler.layout(batch_size, 0)
-    plan = choose_sharing(ensemble.cfg, scan.n_bins, scan.steps, batch_size // n_devices, sharing)
-    if plan.path == "shared":
-        # stretches per compiled call: the per-window batch's windows, a multiple of the devices
-        per_call = -(-max(1, batch_size // plan.windows) // n_devices) * n_devices
-        ensemble.use_ladder(plan.step)
-        reader = StretchReader(store, plan, seq_len, ensemble.use_meta, ensemble.use_gencode)
-
-    def block_groups(block, usable, mids):
-        """(rows, payload) of each compiled call for one block's usable rows."""
+    with open_cell_store(resolve_store(cell_store, stores_dir)) as store:   # closes its files
+        n_devices = jax.local_device_count()
+        n_processes, process = jax.process_count(), jax.process_index()
+        ensemble = _Ensemble(models, store, tf, n_devices, compute_dtype, lstm_backend)
+        if process == 0:
+            check_drift(next((m for m in models if read_profiles(m.model_dir)), models[0]), store)
+        seq_len = ensemble.seq_len
+        scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bool(extra_outputs),
+                        block_lines=block_lines,
+                        sorted_for=" and ".join(flag for flag, _ in extra_outputs) or "--bigwig")
+        if batch_size is None:
+            per_device = (CPU_BATCH_PER_DEVICE if jax.default_backend() == "cpu"
+                          else ACCELERATOR_BATCH_PER_DEVICE)
+            batch_size = per_device * n_devices
+        batch_size = min(batch_size, scan.n_bins)
+        batch_size = -(-batch_size // n_devices) * n_devices
+        zone = exclusion_zone(store.genome.blacklist(), store.chrom_sizes, seq_len)
+        spec = BatchSpec(seq_len, ensemble.use_meta, ensemble.use_gencode)
+        assembler = BatchAssembler([store], spec)
+        layout = assembler.layout(batch_size, 0)
+        plan = choose_sharing(ensemble.cfg, scan.n_bins, scan.steps, batch_size // n_devices, sharing)
         if plan.path == "shared":
-            first, count = segments(block.chroms, mids, usable, plan.step, plan.windows)
-            for item in stretch_batches(block.chroms, mids, first, count, plan, per_call,
-                                        seq_len, BIN_SIZE):
-                yield item.rows, item
-            return
-        rows_all = np.flatnonzero(usable)
-        for lo in range(0, len(rows_all), batch_size):
-            rows = rows_all[lo: lo + batch_size]
-            n = len(rows)
-            yield rows, Examples(np.zeros(n, np.int32), block.chroms[rows],
-                                 mids[rows] - BIN_SIZE // 2, np.zeros((n, 0), np.uint8))
+            # stretches per compiled call: the per-window batch's windows, a multiple of the devices
+            per_call = -(-max(1, batch_size // plan.windows) // n_devices) * n_devices
+            ensemble.use_ladder(plan.step)
+            reader = StretchReader(store, plan, seq_len, ensemble.use_meta, ensemble.use_gencode)
 
-    def tasks():
-        """Blocks of the BED -> tasks (one per compiled call); a block with no usable row
-        yields one marker task (rows None), so the look-ahead stays a few items whatever the
-        BED holds."""
-        for b, block in enumerate(iter_bed_blocks(bed_path, block_lines)):
-            if owners[b] != process:
-                continue
-            usable = _usable(block, zone, store.chrom_sizes, seq_len)
-            mids = (block.starts + block.ends) // 2
-            groups = list(block_groups(block, usable, mids))
-            owner = _OpenBlock(block, np.zeros(len(block), np.float32), len(groups),
-                               np.zeros(len(block), np.float32))
-            open_blocks.append(owner)
-            bar.update(len(block) - int(usable.sum()))
-            if not groups:
-                yield _Task(owner, None)
-            for rows, payload in groups:
-                yield _Task(owner, rows, payload)
-
-    def payloads():
-        """What the loader reads for each task (None for a marker task); the tasks queue up
-        in `scheduled` in the same order."""
-        for task in tasks():
-            scheduled.append(task)
-            yield task.payload
-
-    def flush():
-        while open_blocks and open_blocks[0].remaining == 0:
-            done = open_blocks.popleft()
-            outputs.write(done.block, done.scores, done.spread)
-
-    def collect(task, values):
-        per_model = values()                                  # (models, rows)
-        task.owner.scores[task.rows] = per_model.mean(axis=0)
-        task.owner.spread[task.rows] = per_model.std(axis=0)
-        task.owner.remaining -= 1
-        bar.update(len(task.rows))
-
-    open_blocks, scheduled = deque(), deque()
-    n_windows = 0
-    owners = scan.block_owners(n_processes)
-    token = _process_token() if n_processes > 1 else None
-    t_scoring = time.perf_counter()
-    outputs = None
-    try:
-        if n_processes > 1:
-            outputs = _Part(out_path, token, process)
-        else:
-            outputs = _Outputs(out_path, bigwig, std_bigwig, scan.chrom_order, store.chrom_sizes)
-        share = int(np.asarray(scan.block_sizes)[owners == process].sum())
-        with Progress(f"predict {ensemble.tf}", total=share, unit="bins",
-                      enabled=progress) as bar, \
-                batch_workers(loader_processes if plan.path != "shared" else 0, layout) as workers:
+        def block_groups(block, usable, mids):
+            """(rows, payload) of each compiled call for one block's usable rows."""
             if plan.path == "shared":
-                batches = ordered_map(reader.read, payloads(), threads, max(prefetch, threads))
-            elif workers is not None:
-                batches = workers.map([store.path], spec, layout, payloads())
-            else:
-                batches = ordered_map(lambda rows: assembler.fill(empty_batch(layout), layout, rows),
-                                      payloads(), threads, max(prefetch, threads))
-            on_device = None    # previous (task, values): collected after the next dispatch
-            for batch in batches:
-                task = scheduled.popleft()
-                if batch is None:       # a block without usable rows
-                    flush()
+                first, count = segments(block.chroms, mids, usable, plan.step, plan.windows)
+                for item in stretch_batches(block.chroms, mids, first, count, plan, per_call,
+                                            seq_len, BIN_SIZE):
+                    yield item.rows, item
+                return
+            rows_all = np.flatnonzero(usable)
+            for lo in range(0, len(rows_all), batch_size):
+                rows = rows_all[lo: lo + batch_size]
+                n = len(rows)
+                yield rows, Examples(np.zeros(n, np.int32), block.chroms[rows],
+                                     mids[rows] - BIN_SIZE // 2, np.zeros((n, 0), np.uint8))
+
+        def tasks():
+            """Blocks of the BED -> tasks (one per compiled call); a block with no usable row
+            yields one marker task (rows None), so the look-ahead stays a few items whatever the
+            BED holds."""
+            for b, block in enumerate(iter_bed_blocks(bed_path, block_lines)):
+                if owners[b] != process:
                     continue
+                usable = _usable(block, zone, store.chrom_sizes, seq_len)
+                mids = (block.starts + block.ends) // 2
+                groups = list(block_groups(block, usable, mids))
+                owner = _OpenBlock(block, np.zeros(len(block), np.float32), len(groups),
+                                   np.zeros(len(block), np.float32))
+                open_blocks.append(owner)
+                bar.update(len(block) - int(usable.sum()))
+                if not groups:
+                    yield _Task(owner, None)
+                for rows, payload in groups:
+                    yield _Task(owner, rows, payload)
+
+        def payloads():
+            """What the loader reads for each task (None for a marker task); the tasks queue up
+            in `scheduled` in the same order."""
+            for task in tasks():
+                scheduled.append(task)
+                yield task.payload
+
+        def flush():
+            while open_blocks and open_blocks[0].remaining == 0:
+                done = open_blocks.popleft()
+                outputs.write(done.block, done.scores, done.spread)
+
+        def collect(task, values):
+            per_model = values()                                  # (models, rows)
+            task.owner.scores[task.rows] = per_model.mean(axis=0)
+            task.owner.spread[task.rows] = per_model.std(axis=0)
+            task.owner.remaining -= 1
+            bar.update(len(task.rows))
+
+        open_blocks, scheduled = deque(), deque()
+        n_windows = 0
+        owners = scan.block_owners(n_processes)
+        token = _process_token() if n_processes > 1 else None
+        t_scoring = time.perf_counter()
+        outputs = None
+        try:
+            if n_processes > 1:
+                outputs = _Part(out_path, token, process)
+            else:
+                outputs = _Outputs(out_path, bigwig, std_bigwig, scan.chrom_order, store.chrom_sizes)
+            share = int(np.asarray(scan.block_sizes)[owners == process].sum())
+            with Progress(f"predict {ensemble.tf}", total=share, unit="bins",
+                          enabled=progress) as bar, \
+                    batch_workers(loader_processes if plan.path != "shared" else 0, layout) as workers:
                 if plan.path == "shared":
-                    values = ensemble.dispatch(batch, slots=task.payload.slots)
+                    batches = ordered_map(reader.read, payloads(), threads, max(prefetch, threads))
+                elif workers is not None:
+                    batches = workers.map([store.path], spec, layout, payloads())
                 else:
-                    values = ensemble.dispatch(batch, n_rows=len(task.rows))
-                n_windows += len(task.rows)
+                    batches = ordered_map(lambda rows: assembler.fill(empty_batch(layout), layout, rows),
+                                          payloads(), threads, max(prefetch, threads))
+                on_device = None    # previous (task, values): collected after the next dispatch
+                for batch in batches:
+                    task = scheduled.popleft()
+                    if batch is None:       # a block without usable rows
+                        flush()
+                        continue
+                    if plan.path == "shared":
+                        values = ensemble.dispatch(batch, slots=task.payload.slots)
+                    else:
+                        values = ensemble.dispatch(batch, n_rows=len(task.rows))
+                    n_windows += len(task.rows)
+                    if on_device is not None:
+                        collect(*on_device)
+                    on_device = (task, values)
+                    flush()
                 if on_device is not None:
                     collect(*on_device)
-                on_device = (task, values)
                 flush()
-            if on_device is not None:
-                collect(*on_device)
-            flush()
-            assert not open_blocks, "every block is written once its batches are scored"
-        outputs.finish()
-        scoring_seconds = time.perf_counter() - t_scoring
-        if n_processes > 1:     # process 0 merges every process's part, in file order
-            _barrier("factornet predict: parts written")
-            part, outputs = outputs, None
-            if process == 0:
-                outputs = _Outputs(out_path, bigwig, std_bigwig, scan.chrom_order, store.chrom_sizes)
-                _merge_parts(bed_path, block_lines, owners, out_path, token, outputs)
-                outputs.finish()
-            else:
-                part = None     # process 0 removes it once merged
-        if outputs is not None:
-            check_outputs()     # still new, or ours, after the long part
-            outputs.commit()
-        if n_processes > 1:
-            if process == 0:
+                assert not open_blocks, "every block is written once its batches are scored"
+            outputs.finish()
+            scoring_seconds = time.perf_counter() - t_scoring
+            if n_processes > 1:     # process 0 merges every process's part, in file order
+                _barrier("factornet predict: parts written")
+                part, outputs = outputs, None
+                if process == 0:
+                    outputs = _Outputs(out_path, bigwig, std_bigwig, scan.chrom_order, store.chrom_sizes)
+                    _merge_parts(bed_path, block_lines, owners, out_path, token, outputs)
+                    outputs.finish()
+                else:
+                    part = None     # process 0 removes it once merged
+            if outputs is not None:
+                check_outputs()     # still new, or ours, after the long part
+                outputs.commit()
+            if n_processes > 1:
+                if process == 0:
+                    for index in range(n_processes):
+                        _part_path(out_path, token, index).unlink()
+                _barrier("factornet predict: output written")
+        except BaseException:
+            if outputs is not None:
+                outputs.discard()
+            if n_processes > 1 and process == 0 and token is not None:
                 for index in range(n_processes):
-                    _part_path(out_path, token, index).unlink()
-            _barrier("factornet predict: output written")
-    except BaseException:
-        if outputs is not None:
-            outputs.discard()
-        if n_processes > 1 and process == 0 and token is not None:
-            for index in range(n_processes):
-                _part_path(out_path, token, index).unlink(missing_ok=True)
-        raise
+                    _part_path(out_path, token, index).unlink(missing_ok=True)
+            raise
     seconds = time.perf_counter() - t_start
     return PredictSummary(str(out_path), None if bigwig is None else str(bigwig), ensemble.tf,
                           scan.n_bins, n_windows, share - n_windows, batch_size, n_devices,
