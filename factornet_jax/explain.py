@@ -458,7 +458,6 @@ def explain(config: ExplainConfig, progress=None) -> ExplainSummary:
     swapped in last, so a failure leaves nothing.
     """
     from factornet_jax.modeldir import load_model
-    from factornet_jax.predict import check_model_store
     from factornet_jax.progress import Progress, warn
     from factornet_jax.reader import open_cell_store, resolve_store
 
@@ -474,7 +473,7 @@ def explain(config: ExplainConfig, progress=None) -> ExplainSummary:
         database = motif_discovery.load_database(config.motif_db)
     model = load_model(config.model_dir, which=config.checkpoint)
     store = open_cell_store(resolve_store(config.cell_store, config.stores_dir))
-    task = check_model_store(model, store, config.tf)
+    task = model.check_store(store, config.tf)
     tf = model.tfs[task]
     cfg = model.model_config
     regions = read_regions(config.bed, store.chrom_sizes, cfg.seq_len)

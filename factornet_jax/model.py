@@ -402,11 +402,16 @@ class FactorNet(nn.Module):
         # interleave strands: a batch sharded over "data" keeps both strands of a row local
         return jnp.stack([forward, reverse], axis=1).reshape((2 * n,) + forward.shape[1:])
 
+    def activations(self, x, train=False):
+        """The per-position layers' outputs: (B, P, 4 + S) -> (relu(conv), relu(position
+        dense)), each (B, P - kernel_width + 1, kernels) (visualize reads both)."""
+        conv = nn.relu(self.conv(x))
+        dense = nn.relu(self.position_dense(self.conv_dropout(conv, deterministic=not train)))
+        return conv, dense
+
     def positions(self, x, train=False):
         """Per-position layers: (B, P, 4 + S) -> (B, P - kernel_width + 1, kernels)."""
-        x = nn.relu(self.conv(x))
-        x = self.conv_dropout(x, deterministic=not train)
-        return nn.relu(self.position_dense(x))
+        return self.activations(x, train)[1]
 
     def pool(self, h):
         """One window's position outputs (B, conv_len, K) -> (B, pooled_len, K), or (B, K) for

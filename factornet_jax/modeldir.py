@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factornet_jax.errors import FactorNetError, InputFileError
+from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
 from factornet_jax.labels import GENCODE_SIZE
 from factornet_jax.outputs import write_file_atomically, write_text_atomically
 
@@ -182,6 +182,31 @@ class LoadedModel:
         self.meta_names = list(config.get("meta_names") or [])
         self.features = list(config.get("features") or ["bigwig"])
         self._predict_fn = None
+
+    def check_store(self, store, tf=None) -> int:
+        """The TF column to score; raises FactorNetError when store and model do not fit."""
+        if store.track_names != self.track_names:
+            raise FactorNetError(f"-i {store.path}: its signal tracks {store.track_names} differ from "
+                                 f"the tracks model {self.model_dir} was trained on "
+                                 f"{self.track_names}; build the store from the same bigwig.txt names")
+        if "meta" in self.features or self.model_config.num_meta:
+            if store.meta_names != self.meta_names:
+                raise FactorNetError(f"-i {store.path}: its meta features {store.meta_names} differ "
+                                     f"from model {self.model_dir}'s {self.meta_names}; build the "
+                                     "store with the same meta.txt names")
+        if self.model_config.use_gencode and not store.genome.has_annotations:
+            raise FactorNetError(f"-m {self.model_dir}: a GENCODE model needs the annotations in the "
+                                 f"genome store {store.genome.path}; add them with `factornet "
+                                 "preprocess build ... --annotations DIR`")
+        if tf is None:
+            if len(self.tfs) > 1:
+                raise ConfigError(f"-f: model {self.model_dir} predicts {len(self.tfs)} TFs "
+                                  f"({', '.join(self.tfs)}); choose one with -f (one TF per file)")
+            return 0
+        if tf not in self.tfs:
+            raise ConfigError(f"-f {tf}: not a TF of model {self.model_dir} "
+                              f"({', '.join(self.tfs)})")
+        return self.tfs.index(tf)
 
     def _compiled(self):
         if self._predict_fn is None:

@@ -279,34 +279,6 @@ def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES, sort
     return BedScan(n_bins, order, sorted_runs, steps, block_sizes)
 
 
-# ------------------------------------------------------------------ model and store checks
-
-def check_model_store(model, store, tf=None):
-    """The TF column to score; raises FactorNetError when store and model do not fit."""
-    if store.track_names != model.track_names:
-        raise FactorNetError(f"-i {store.path}: its signal tracks {store.track_names} differ from "
-                             f"the tracks model {model.model_dir} was trained on "
-                             f"{model.track_names}; build the store from the same bigwig.txt names")
-    if "meta" in model.features or model.model_config.num_meta:
-        if store.meta_names != model.meta_names:
-            raise FactorNetError(f"-i {store.path}: its meta features {store.meta_names} differ "
-                                 f"from model {model.model_dir}'s {model.meta_names}; build the "
-                                 "store with the same meta.txt names")
-    if model.model_config.use_gencode and not store.genome.has_annotations:
-        raise FactorNetError(f"-m {model.model_dir}: a GENCODE model needs the annotations in the "
-                             f"genome store {store.genome.path}; add them with `factornet "
-                             "preprocess build ... --annotations DIR`")
-    if tf is None:
-        if len(model.tfs) > 1:
-            raise ConfigError(f"-f: model {model.model_dir} predicts {len(model.tfs)} TFs "
-                              f"({', '.join(model.tfs)}); choose one with -f (one TF per file)")
-        return 0
-    if tf not in model.tfs:
-        raise ConfigError(f"-f {tf}: not a TF of model {model.model_dir} "
-                          f"({', '.join(model.tfs)})")
-    return model.tfs.index(tf)
-
-
 # ------------------------------------------------------------------ batches
 
 @functools.lru_cache(maxsize=8)
@@ -424,7 +396,7 @@ class _Ensemble:
 
         from factornet_jax.model import check_lstm_backend
         self.models = models
-        self.task_indices = [check_model_store(m, store, tf) for m in models]
+        self.task_indices = [m.check_store(store, tf) for m in models]
         tfs = sorted({m.tfs[i] for m, i in zip(models, self.task_indices)})
         if len(tfs) > 1:
             raise ConfigError(f"-m: the models predict different TFs ({', '.join(tfs)}); an "

@@ -543,11 +543,10 @@ def _check_inputs(batch_size, threads, loader_processes, compute_dtype, top):
 
 def _open_stores(paths, stores_dir, model, tf):
     """Cell stores of -i (same tracks and meta, one genome), checked against the model."""
-    from factornet_jax.predict import check_model_store
     from factornet_jax.reader import open_stores
     stores = open_stores(paths, stores_dir, "-i")
     for store in stores:
-        check_model_store(model, store, tf if tf is not None else model.tfs[0])
+        model.check_store(store, tf if tf is not None else model.tfs[0])
         if store.genome.fingerprint != stores[0].genome.fingerprint:
             raise FactorNetError(f"-i {store.path}: built on another genome than {stores[0].path}; "
                                  "score cell stores of one genome together")

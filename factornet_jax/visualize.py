@@ -168,44 +168,30 @@ def interval_windows(records, chrom: str, chrom_size: int, seq_len: int):
 # ---------------------------------------------------------------------------------------------
 
 def strand_inputs(model_config, onehot, signal):
-    """Both strands' inputs as the model builds them: (2N, L, 4 + S) float32.
+    """Both strands' inputs as the model builds them (`FactorNet.strands`: reverse complement,
+    _fwd/_rev tracks swapped, the model's signal transform): (2N, L, 4 + S) float32.
 
-    onehot: (N, L, 4) uint8/float; signal: (N, L, S) float32. The reverse strand is the
-    one-hot reversed on both axes and the signal reversed in time with _fwd/_rev swapped
-    (the per-window construction of `model.FactorNet.__call__`). Rows: the N forward windows,
-    then the N reverse ones (the model may order its 2N rows otherwise; sums do not care).
+    onehot: (N, L, 4) uint8/float; signal: (N, L, S) float32. Rows interleave the strands
+    ([x0+, x0-, x1+, ...]); the sums over windows do not depend on the order.
     """
-    import jax.numpy as jnp
-    from factornet_jax.model import strand_swap_permutation
-
-    onehot = jnp.asarray(onehot).astype(jnp.float32)
-    n, length = onehot.shape[:2]
-    signal = jnp.asarray(signal, jnp.float32).reshape(n, length, model_config.num_tracks)
-    perm = strand_swap_permutation(model_config.track_names)
-    forward = jnp.concatenate([onehot, signal], axis=-1)
-    reverse = jnp.concatenate([onehot[:, ::-1, ::-1], signal[:, ::-1][..., perm]], axis=-1)
-    return jnp.concatenate([forward, reverse], axis=0)
+    from factornet_jax.model import make_model
+    return make_model(model_config).apply({"params": {}}, onehot, signal, method="strands")
 
 
 def layer_activations(model_config, params, x):
-    """relu activations of the conv and position-dense layers.
+    """relu activations of the conv and position-dense layers (`FactorNet.activations`).
 
     Parameters
     ----------
-    params : model params (uses params["conv"] and params["position_dense"])
+    params : model params
     x : (B, L, 4 + S) float32 inputs (e.g. from `strand_inputs`)
 
     Returns
     -------
     conv, dense : (B, L - w + 1, K) float32 each
     """
-    from flax import linen as nn
-
-    cfg = model_config
-    conv = nn.relu(nn.Conv(cfg.kernels, (cfg.kernel_width,), padding="VALID")
-                   .apply({"params": params["conv"]}, x))
-    dense = nn.relu(nn.Dense(cfg.kernels).apply({"params": params["position_dense"]}, conv))
-    return conv, dense
+    from factornet_jax.model import make_model
+    return make_model(model_config).apply({"params": params}, x, method="activations")
 
 
 @functools.lru_cache(maxsize=8)
@@ -234,7 +220,7 @@ def make_site_sums(model_config):
 
     def site_sums(params, onehot, signal, valid):
         x = strand_inputs(model_config, onehot, signal)                     # (2B, L, C)
-        keep = jnp.concatenate([valid, valid])
+        keep = jnp.repeat(valid, 2)                                          # strands interleaved
         sums, counts = zip(*(under_sites(x, act, keep)
                              for act in layer_activations(model_config, params, x)))
         sums = jnp.stack(sums)                                              # (2, K, w, C)
