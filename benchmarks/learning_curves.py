@@ -77,7 +77,7 @@ def setting_flags(name):
 
 def ladder_bins(path, step):
     """Every `step`-th bin of the ladder BED: those starting at a multiple of STRIDE * step."""
-    from factornet_jax.predict import iter_bed_blocks
+    from factornet_jax.bed import iter_bed_blocks
     chroms, starts = [], []
     for block in iter_bed_blocks(path):
         keep = (block.starts % (STRIDE * step) == 0) & (block.ends - block.starts == BIN_SIZE)

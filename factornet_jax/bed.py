@@ -18,7 +18,10 @@ runs only after a failure, to name the offending line in the error message.
 from __future__ import annotations
 
 import gzip
+import itertools
 import zlib
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -60,6 +63,24 @@ def read_text(path) -> str:
         raise InputFileError(
             path, f"not a text file (undecodable byte at offset {exc.start})"
         ) from None
+
+
+def open_maybe_gzip(path, what="file"):
+    """Binary handle of a plain or gzipped file (gzip detected by its magic bytes, not its name)."""
+    path = Path(path)
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found; check the path") from None
+    except IsADirectoryError:
+        raise InputFileError(path, f"is a directory, expected a {what}") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read file ({exc.strerror})") from None
+    if handle.read(2) == GZIP_MAGIC:
+        handle.close()
+        return gzip.open(path, "rb")
+    handle.seek(0)
+    return handle
 
 
 def is_data_line(line: str) -> bool:
@@ -350,3 +371,221 @@ def write_bed(
         data = gzip.compress(data, mtime=0)
     from .outputs import write_file_atomically   # outputs imports this module
     write_file_atomically(path, lambda handle: handle.write(data))
+
+
+# ---------------------------------------------------------------------------------------------
+# Streamed in blocks (any size: predict's BEDs, the DREAM ladder of hg19)
+# ---------------------------------------------------------------------------------------------
+
+BED_BLOCK_LINES = 100_000   # file lines per block: memory stays bounded by one block
+MAX_COUNTED_STEP = 100_000  # centre distances counted for the step statistics (StepCounts)
+
+
+@dataclass(frozen=True)
+class BedBlock:
+    """Up to BED_BLOCK_LINES intervals of a BED file.
+
+    chroms: (N,) str; starts, ends: (N,) int64; lines: (N,) int64, 1-based file line numbers.
+    """
+    chroms: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    lines: np.ndarray
+
+    def __len__(self):
+        return len(self.starts)
+
+
+def _open_bed(path):
+    """Binary handle of a plain or gzipped BED."""
+    return open_maybe_gzip(path, "BED file")
+
+
+def _bad_line(path, line_no, line):
+    """Raise the InputFileError that explains why one BED line does not parse."""
+    fields = line.split()
+    if len(fields) < 3:
+        raise InputFileError(path, f"expected at least 3 columns (chrom start end), found "
+                                   f"{len(fields)}", line_no)
+    for column, text in ((2, fields[1]), (3, fields[2])):
+        try:
+            int(text)
+        except ValueError:
+            raise InputFileError(path, f"column {column} is not an integer coordinate: "
+                                       f"'{text}'", line_no) from None
+    start, end = int(fields[1]), int(fields[2])
+    if start < 0:
+        raise InputFileError(path, f"negative start coordinate: {start}", line_no)
+    raise InputFileError(path, f"end {end} is not after start {start} (BED intervals are "
+                               "half-open and not empty)", line_no)
+
+
+def _parse_block(path, raw_lines, first_line):
+    """Raw byte lines -> BedBlock of the data lines (track/browser/# and blank lines skipped)."""
+    try:
+        text = [line.decode("utf-8") for line in raw_lines]
+    except UnicodeDecodeError:
+        bad = next(i for i, line in enumerate(raw_lines) if not _decodes(line))
+        raise InputFileError(path, "not a text file (undecodable bytes)",
+                             first_line + bad) from None
+    keep = [i for i, line in enumerate(text) if is_data_line(line)]
+    fields = [text[i].split(None, 3) for i in keep]
+    lines = first_line + np.asarray(keep, np.int64)
+    try:
+        if any(len(f) < 3 for f in fields):
+            raise ValueError
+        starts = np.asarray([f[1] for f in fields] or [0]).astype(np.int64)[: len(fields)]
+        ends = np.asarray([f[2] for f in fields] or [0]).astype(np.int64)[: len(fields)]
+    except (ValueError, OverflowError):
+        for i, f in zip(keep, fields):
+            try:
+                if len(f) < 3:
+                    raise ValueError
+                int(f[1]), int(f[2])
+            except ValueError:
+                _bad_line(path, first_line + i, text[i])
+        raise InputFileError(path, "could not parse this block of lines as BED",
+                             first_line) from None
+    bad = np.flatnonzero((starts < 0) | (ends <= starts))
+    if bad.size:
+        i = bad[0]
+        _bad_line(path, int(lines[i]), text[keep[i]])
+    chroms = np.asarray([f[0] for f in fields]) if fields else np.zeros(0, "U1")
+    return BedBlock(chroms, starts, ends, lines)
+
+
+def _decodes(line):
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def iter_bed_blocks(path, block_lines=BED_BLOCK_LINES):
+    """Yield BedBlocks of at most `block_lines` file lines each, in file order.
+
+    Memory stays bounded by one block whatever the file size. Errors (missing file, truncated
+    gzip, malformed line) are InputFileErrors naming the file and line.
+    """
+    line_no = 1
+    with _open_bed(path) as handle:
+        while True:
+            try:
+                raw = list(itertools.islice(handle, block_lines))
+            except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+                raise InputFileError(path, "truncated or corrupt gzip file; compress or download "
+                                           "it again", line_no) from None
+            if not raw:
+                return
+            yield _parse_block(path, raw, line_no)
+            line_no += len(raw)
+
+
+@dataclass
+class BedScan:
+    """What the checking pass learnt about a BED file."""
+    n_bins: int
+    chrom_order: list            # chromosomes in order of first appearance
+    sorted_runs: bool            # each chromosome in one run, starts non-decreasing
+    steps: StepCounts            # distances between consecutive centres (ladder detection)
+    block_sizes: list            # intervals per block of `block_lines` lines, in file order
+
+    def block_owners(self, n_processes):
+        """(blocks,) int64: the process that scores each block (contiguous shares, balanced by
+        intervals)."""
+        sizes = np.asarray(self.block_sizes, np.int64)
+        before = np.cumsum(sizes) - sizes
+        return np.minimum(before * n_processes // self.n_bins, n_processes - 1)
+
+
+def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BED_BLOCK_LINES, sorted_for="--bigwig"):
+    """Check every interval of `path` against `chrom_sizes`; count them (one streaming pass).
+
+    Raises InputFileError naming the file and line for an unknown chromosome, an interval
+    past the chromosome end, a malformed line, an empty file, or (`need_sorted`, for the
+    bigWig outputs named by `sorted_for`) an interval out of order.
+    """
+    n_bins, order, seen = 0, [], set()
+    last_chrom, last_start, sorted_runs = None, -1, True
+    steps = StepCounts()
+    block_sizes = []
+    for block in iter_bed_blocks(path, block_lines):
+        if not len(block):
+            continue
+        names, first = np.unique(block.chroms, return_index=True)
+        for name in names[np.argsort(first)]:
+            name = str(name)
+            if name not in chrom_sizes:
+                i = int(np.argmax(block.chroms == name))
+                raise InputFileError(path, unknown_chrom_message(name, chrom_sizes, "cell store"),
+                                     int(block.lines[i]))
+        sizes = np.fromiter((chrom_sizes[c] for c in block.chroms), np.int64, len(block))
+        past = np.flatnonzero(block.ends > sizes)
+        if past.size:
+            i = past[0]
+            raise InputFileError(path, f"interval ends at {block.ends[i]}, past the end of "
+                                       f"{block.chroms[i]} (size {sizes[i]}); check that the BED "
+                                       "and the stores use the same genome build",
+                                 int(block.lines[i]))
+        # order: chromosome runs and starts within each run
+        change = np.flatnonzero(np.concatenate([[block.chroms[0] != last_chrom],
+                                                block.chroms[1:] != block.chroms[:-1]]))
+        for i in change:
+            name = str(block.chroms[i])
+            if name in seen:
+                if sorted_runs and need_sorted:
+                    raise InputFileError(path, f"{sorted_for} needs a BED sorted by chromosome and "
+                                               f"start, but {name} comes back here after other "
+                                               "chromosomes; sort it (sort -k1,1 -k2,2n) or drop "
+                                               f"{sorted_for}", int(block.lines[i]))
+                sorted_runs = False
+            else:
+                seen.add(name)
+                order.append(name)
+        prev = np.concatenate([[last_start], block.starts[:-1]])
+        prev[change] = -1
+        down = np.flatnonzero(block.starts < prev)
+        if down.size:
+            if need_sorted:
+                i = down[0]
+                raise InputFileError(path, f"{sorted_for} needs a BED sorted by chromosome and start, "
+                                           f"but start {block.starts[i]} follows {prev[i]}; sort "
+                                           f"it (sort -k1,1 -k2,2n) or drop {sorted_for}",
+                                     int(block.lines[i]))
+            sorted_runs = False
+        last_chrom, last_start = str(block.chroms[-1]), int(block.starts[-1])
+        steps.add(block.chroms, (block.starts + block.ends) // 2)
+        n_bins += len(block)
+        block_sizes.append(len(block))
+    if not n_bins:
+        raise InputFileError(path, "no intervals found; expected BED lines 'chrom start end'")
+    return BedScan(n_bins, order, sorted_runs, steps, block_sizes)
+
+
+@dataclass
+class StepCounts:
+    """Distances between the centres of consecutive intervals on one chromosome (positive,
+    up to MAX_COUNTED_STEP), counted over a BED in one streaming pass (`add` per block)."""
+    counts: Counter = field(default_factory=Counter)
+    last_chrom: str | None = None
+    last_mid: int = 0
+
+    def add(self, chroms, mids):
+        """Count one block: chroms (N,) str, mids (N,) int64, in file order."""
+        if not len(mids):
+            return
+        prev_mid = np.concatenate([[self.last_mid], mids[:-1]])
+        same = np.concatenate([[chroms[0] == self.last_chrom], chroms[1:] == chroms[:-1]])
+        diffs = (mids - prev_mid)[same]
+        diffs = diffs[(diffs > 0) & (diffs <= MAX_COUNTED_STEP)]
+        values, counts = np.unique(diffs, return_counts=True)
+        self.counts.update(dict(zip(values.tolist(), counts.tolist())))
+        self.last_chrom, self.last_mid = str(chroms[-1]), int(mids[-1])
+
+    def common_step(self):
+        """(step, number of intervals that follow their predecessor at that step), or (None, 0)."""
+        if not self.counts:
+            return None, 0
+        step, count = max(self.counts.items(), key=lambda item: (item[1], -item[0]))
+        return int(step), int(count)

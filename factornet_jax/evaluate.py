@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from factornet_jax import metrics
-from factornet_jax.bed import chrom_naming_hint, is_data_line, other_chrom_name, read_bed
+from factornet_jax.bed import (chrom_naming_hint, is_data_line, open_maybe_gzip, other_chrom_name,
+                               read_bed)
 from factornet_jax.errors import ConfigError, InputFileError
 from factornet_jax.intervals import IntervalSet
-from factornet_jax.outputs import REPORT, check_output, open_maybe_gzip, write_dir_atomically
+from factornet_jax.outputs import REPORT, check_output, write_dir_atomically
 from factornet_jax.progress import Progress
 
 REPORT_FORMAT = "factornet-jax/evaluation"

@@ -136,7 +136,7 @@ class Regions:
 def read_regions(bed_path, chrom_sizes, seq_len) -> Regions:
     """Every interval of the BED with its window; an unknown chromosome, a malformed line or
     a window leaving its chromosome is an InputFileError naming the line."""
-    from factornet_jax.predict import iter_bed_blocks, scan_bed
+    from factornet_jax.bed import iter_bed_blocks, scan_bed
     scan_bed(bed_path, chrom_sizes)                       # file:line errors for bad lines
     parts = []
     for block in iter_bed_blocks(bed_path):

@@ -25,45 +25,16 @@ Which path runs
 """
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from factornet_jax.bed import StepCounts
 from factornet_jax.errors import ConfigError
 
 SHARINGS = ("auto", "shared", "per-window")
 LADDER_WINDOWS = 64        # windows per stretch (one row of the ladder step)
 SHARED_MAX_COST = 0.8      # auto: shared path when its arithmetic is below this share
-MAX_COUNTED_STEP = 100_000  # centre distances counted for the step statistics
-
-
-@dataclass
-class StepCounts:
-    """Distances between the centres of consecutive intervals on one chromosome (positive,
-    up to MAX_COUNTED_STEP), counted over a BED in one streaming pass (`add` per block)."""
-    counts: Counter = field(default_factory=Counter)
-    last_chrom: str | None = None
-    last_mid: int = 0
-
-    def add(self, chroms, mids):
-        """Count one block: chroms (N,) str, mids (N,) int64, in file order."""
-        if not len(mids):
-            return
-        prev_mid = np.concatenate([[self.last_mid], mids[:-1]])
-        same = np.concatenate([[chroms[0] == self.last_chrom], chroms[1:] == chroms[:-1]])
-        diffs = (mids - prev_mid)[same]
-        diffs = diffs[(diffs > 0) & (diffs <= MAX_COUNTED_STEP)]
-        values, counts = np.unique(diffs, return_counts=True)
-        self.counts.update(dict(zip(values.tolist(), counts.tolist())))
-        self.last_chrom, self.last_mid = str(chroms[-1]), int(mids[-1])
-
-    def common_step(self):
-        """(step, number of intervals that follow their predecessor at that step), or (None, 0)."""
-        if not self.counts:
-            return None, 0
-        step, count = max(self.counts.items(), key=lambda item: (item[1], -item[0]))
-        return int(step), int(count)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Outputs: what a command may write or replace, and how it replaces it; plain-or-gzip input handles.
+"""Outputs: what a command may write or replace, and how it replaces it (atomically).
 
 This is the one home of atomic writes (files and folders that appear whole or not at all):
 `write_file_atomically` / `write_text_atomically` (a file), `write_dir_atomically` (a folder,
@@ -50,24 +50,6 @@ PREDICTION_COMMENT = "factornet-jax/predict v1"   # gzip FCOMMENT of a predictio
 # what a model directory holds (modeldir.py writes them; training adds its resume files)
 MODEL_DIR_ENTRIES = frozenset({"config.json", "best.npz", "final.npz", "history.json", "chip.txt",
                                "feature.txt", "bigwig.txt", "meta.txt"})
-
-
-def open_maybe_gzip(path, what="file"):
-    """Binary handle of a plain or gzipped file (gzip detected by its magic bytes, not its name)."""
-    path = Path(path)
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found; check the path") from None
-    except IsADirectoryError:
-        raise InputFileError(path, f"is a directory, expected a {what}") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read file ({exc.strerror})") from None
-    if handle.read(2) == GZIP_MAGIC:
-        handle.close()
-        return gzip.open(path, "rb")
-    handle.seek(0)
-    return handle
 
 
 # ------------------------------------------------------------------ what is ours

@@ -15,7 +15,7 @@ One TF per output file
     which one; a single-task model's TF is implied. (One column per TF would make a file that
     `factornet evaluate` and every bedGraph reader silently read as the first TF only.)
 Streaming, bounded memory
-    The BED (plain or gzipped, any size) is read in blocks of ``BLOCK_LINES`` lines, twice: a
+    The BED (plain or gzipped, any size) is read in blocks of ``bed.BED_BLOCK_LINES`` lines, twice: a
     first cheap pass checks every line (columns, coordinates, chromosomes in the store, order
     when a bigWig is asked for) and counts the bins, so a bad line 40 M lines down fails in
     seconds, not after hours of prediction; the second pass scores the blocks. Batches are
@@ -42,11 +42,8 @@ Output
 from __future__ import annotations
 
 import functools
-import gzip
-import itertools
 import os
 import time
-import zlib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,23 +51,20 @@ from pathlib import Path
 import numpy as np
 
 from factornet_jax.batch_processes import batch_workers
-from factornet_jax.bed import is_data_line, unknown_chrom_message
+from factornet_jax.bed import BED_BLOCK_LINES, iter_bed_blocks, scan_bed
 from factornet_jax.drift import check_drift, read_profiles
-from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
+from factornet_jax.errors import ConfigError, FactorNetError
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
-from factornet_jax.ladder import (Sharing, StepCounts, StretchReader, choose_sharing, segments,
-                                  stretch_batches)
+from factornet_jax.ladder import Sharing, StretchReader, choose_sharing, segments, stretch_batches
 from factornet_jax.outputs import (PREDICTION, MarkedGzipWriter, bigwig_kind, check_output,
-                                   file_fingerprint, hidden_sibling, open_maybe_gzip,
-                                   prediction_comment, replace_path)
+                                   file_fingerprint, hidden_sibling, prediction_comment,
+                                   replace_path)
 from factornet_jax.pipeline import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
 from factornet_jax.progress import Progress
 
-BLOCK_LINES = 100_000
-# Windows per device per compiled call when none is asked for. On CPU small batches are twice
-# as cheap per window (default model, L 1000, 2-core host: 0.37 ms CPU/window at 16-64,
-# 0.62 at 128, 0.76 at 256-512: the activations of a small batch stay in cache); on
-# accelerators a large batch keeps the device busy.
+# Windows per device per compiled call when none is asked for: on CPU small batches are about
+# twice as cheap per window (their activations stay in cache; docs/BENCHMARKS.md section 5),
+# on accelerators a large batch keeps the device busy.
 CPU_BATCH_PER_DEVICE = 64
 ACCELERATOR_BATCH_PER_DEVICE = 512
 
@@ -93,190 +87,6 @@ class PredictSummary:
     std_bigwig_path: str | None = None         # the ensemble's spread, if asked for
     processes: int = 1                         # processes sharing the BED; with several,
     process: int = 0                           # n_windows and n_excluded are this process's
-
-
-@dataclass(frozen=True)
-class BedBlock:
-    """Up to BLOCK_LINES intervals of a BED file.
-
-    chroms: (N,) str; starts, ends: (N,) int64; lines: (N,) int64, 1-based file line numbers.
-    """
-    chroms: np.ndarray
-    starts: np.ndarray
-    ends: np.ndarray
-    lines: np.ndarray
-
-    def __len__(self):
-        return len(self.starts)
-
-
-# ------------------------------------------------------------------ BED streaming
-
-def _open_bed(path):
-    """Binary handle of a plain or gzipped BED."""
-    return open_maybe_gzip(path, "BED file")
-
-
-def _bad_line(path, line_no, line):
-    """Raise the InputFileError that explains why one BED line does not parse."""
-    fields = line.split()
-    if len(fields) < 3:
-        raise InputFileError(path, f"expected at least 3 columns (chrom start end), found "
-                                   f"{len(fields)}", line_no)
-    for column, text in ((2, fields[1]), (3, fields[2])):
-        try:
-            int(text)
-        except ValueError:
-            raise InputFileError(path, f"column {column} is not an integer coordinate: "
-                                       f"'{text}'", line_no) from None
-    start, end = int(fields[1]), int(fields[2])
-    if start < 0:
-        raise InputFileError(path, f"negative start coordinate: {start}", line_no)
-    raise InputFileError(path, f"end {end} is not after start {start} (BED intervals are "
-                               "half-open and not empty)", line_no)
-
-
-def _parse_block(path, raw_lines, first_line):
-    """Raw byte lines -> BedBlock of the data lines (track/browser/# and blank lines skipped)."""
-    try:
-        text = [line.decode("utf-8") for line in raw_lines]
-    except UnicodeDecodeError:
-        bad = next(i for i, line in enumerate(raw_lines) if not _decodes(line))
-        raise InputFileError(path, "not a text file (undecodable bytes)",
-                             first_line + bad) from None
-    keep = [i for i, line in enumerate(text) if is_data_line(line)]
-    fields = [text[i].split(None, 3) for i in keep]
-    lines = first_line + np.asarray(keep, np.int64)
-    try:
-        if any(len(f) < 3 for f in fields):
-            raise ValueError
-        starts = np.asarray([f[1] for f in fields] or [0]).astype(np.int64)[: len(fields)]
-        ends = np.asarray([f[2] for f in fields] or [0]).astype(np.int64)[: len(fields)]
-    except (ValueError, OverflowError):
-        for i, f in zip(keep, fields):
-            try:
-                if len(f) < 3:
-                    raise ValueError
-                int(f[1]), int(f[2])
-            except ValueError:
-                _bad_line(path, first_line + i, text[i])
-        raise InputFileError(path, "could not parse this block of lines as BED",
-                             first_line) from None
-    bad = np.flatnonzero((starts < 0) | (ends <= starts))
-    if bad.size:
-        i = bad[0]
-        _bad_line(path, int(lines[i]), text[keep[i]])
-    chroms = np.asarray([f[0] for f in fields]) if fields else np.zeros(0, "U1")
-    return BedBlock(chroms, starts, ends, lines)
-
-
-def _decodes(line):
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def iter_bed_blocks(path, block_lines=BLOCK_LINES):
-    """Yield BedBlocks of at most `block_lines` file lines each, in file order.
-
-    Memory stays bounded by one block whatever the file size. Errors (missing file, truncated
-    gzip, malformed line) are InputFileErrors naming the file and line.
-    """
-    line_no = 1
-    with _open_bed(path) as handle:
-        while True:
-            try:
-                raw = list(itertools.islice(handle, block_lines))
-            except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
-                raise InputFileError(path, "truncated or corrupt gzip file; compress or download "
-                                           "it again", line_no) from None
-            if not raw:
-                return
-            yield _parse_block(path, raw, line_no)
-            line_no += len(raw)
-
-
-@dataclass
-class BedScan:
-    """What the checking pass learnt about a BED file."""
-    n_bins: int
-    chrom_order: list            # chromosomes in order of first appearance
-    sorted_runs: bool            # each chromosome in one run, starts non-decreasing
-    steps: StepCounts            # distances between consecutive centres (ladder detection)
-    block_sizes: list            # intervals per block of `block_lines` lines, in file order
-
-    def block_owners(self, n_processes):
-        """(blocks,) int64: the process that scores each block (contiguous shares, balanced by
-        intervals)."""
-        sizes = np.asarray(self.block_sizes, np.int64)
-        before = np.cumsum(sizes) - sizes
-        return np.minimum(before * n_processes // self.n_bins, n_processes - 1)
-
-
-def scan_bed(path, chrom_sizes, need_sorted=False, block_lines=BLOCK_LINES, sorted_for="--bigwig"):
-    """Check every interval of `path` against `chrom_sizes`; count them (one streaming pass).
-
-    Raises InputFileError naming the file and line for an unknown chromosome, an interval
-    past the chromosome end, a malformed line, an empty file, or (`need_sorted`, for the
-    bigWig outputs named by `sorted_for`) an interval out of order.
-    """
-    n_bins, order, seen = 0, [], set()
-    last_chrom, last_start, sorted_runs = None, -1, True
-    steps = StepCounts()
-    block_sizes = []
-    for block in iter_bed_blocks(path, block_lines):
-        if not len(block):
-            continue
-        names, first = np.unique(block.chroms, return_index=True)
-        for name in names[np.argsort(first)]:
-            name = str(name)
-            if name not in chrom_sizes:
-                i = int(np.argmax(block.chroms == name))
-                raise InputFileError(path, unknown_chrom_message(name, chrom_sizes, "cell store"),
-                                     int(block.lines[i]))
-        sizes = np.fromiter((chrom_sizes[c] for c in block.chroms), np.int64, len(block))
-        past = np.flatnonzero(block.ends > sizes)
-        if past.size:
-            i = past[0]
-            raise InputFileError(path, f"interval ends at {block.ends[i]}, past the end of "
-                                       f"{block.chroms[i]} (size {sizes[i]}); check that the BED "
-                                       "and the stores use the same genome build",
-                                 int(block.lines[i]))
-        # order: chromosome runs and starts within each run
-        change = np.flatnonzero(np.concatenate([[block.chroms[0] != last_chrom],
-                                                block.chroms[1:] != block.chroms[:-1]]))
-        for i in change:
-            name = str(block.chroms[i])
-            if name in seen:
-                if sorted_runs and need_sorted:
-                    raise InputFileError(path, f"{sorted_for} needs a BED sorted by chromosome and "
-                                               f"start, but {name} comes back here after other "
-                                               "chromosomes; sort it (sort -k1,1 -k2,2n) or drop "
-                                               f"{sorted_for}", int(block.lines[i]))
-                sorted_runs = False
-            else:
-                seen.add(name)
-                order.append(name)
-        prev = np.concatenate([[last_start], block.starts[:-1]])
-        prev[change] = -1
-        down = np.flatnonzero(block.starts < prev)
-        if down.size:
-            if need_sorted:
-                i = down[0]
-                raise InputFileError(path, f"{sorted_for} needs a BED sorted by chromosome and start, "
-                                           f"but start {block.starts[i]} follows {prev[i]}; sort "
-                                           f"it (sort -k1,1 -k2,2n) or drop {sorted_for}",
-                                     int(block.lines[i]))
-            sorted_runs = False
-        last_chrom, last_start = str(block.chroms[-1]), int(block.starts[-1])
-        steps.add(block.chroms, (block.starts + block.ends) // 2)
-        n_bins += len(block)
-        block_sizes.append(len(block))
-    if not n_bins:
-        raise InputFileError(path, "no intervals found; expected BED lines 'chrom start end'")
-    return BedScan(n_bins, order, sorted_runs, steps, block_sizes)
 
 
 # ------------------------------------------------------------------ batches
@@ -567,7 +377,7 @@ def _barrier(name):
 def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                 batch_size=None, threads=1, prefetch=4, loader_processes=0, overwrite=False,
                 stores_dir="stores", checkpoint="best", compute_dtype="float32", lstm_backend="scan",
-                sharing="auto", std_bigwig=None, block_lines=BLOCK_LINES,
+                sharing="auto", std_bigwig=None, block_lines=BED_BLOCK_LINES,
                 progress=None) -> PredictSummary:
     """Score every interval of `bed_path` with the model(s) in `model_dir` on `cell_store`.
 

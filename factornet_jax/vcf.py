@@ -40,9 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from factornet_jax.bed import unknown_chrom_message
+from factornet_jax.bed import open_maybe_gzip, unknown_chrom_message
 from factornet_jax.errors import InputFileError
-from factornet_jax.outputs import open_maybe_gzip
 
 BLOCK_LINES = 20_000        # VCF lines per block (memory is bounded by one block)
 MAX_ALLELE_LEN = 50         # longest REF / ALT allele scored (bp); longer ones are skipped

@@ -273,7 +273,7 @@ def test_bigwig_needs_sorted_bed(tiny_stores, multitask_model, tmp_path):
 
 
 def test_iter_bed_blocks_streams_gzip_with_line_numbers(tmp_path):
-    from factornet_jax.predict import iter_bed_blocks
+    from factornet_jax.bed import iter_bed_blocks
     rows = ladder("chr1", 0, 5_000)
     bed = write_bed(tmp_path / "b.bed.gz", rows, header="browser x\n")
     blocks = list(iter_bed_blocks(bed, block_lines=7))
@@ -308,7 +308,7 @@ def test_blocks_without_usable_rows_keep_their_place(tiny_stores, multitask_mode
 @pytest.mark.skipif(not (SHARED_DATA / "resources").is_dir(), reason="../shared data absent")
 def test_scan_reads_the_dream_ladder_format():
     from factornet_jax.bed import read_chrom_sizes
-    from factornet_jax.predict import scan_bed
+    from factornet_jax.bed import scan_bed
     resources = SHARED_DATA / "resources"
     sizes = read_chrom_sizes(resources / "hg19.autoX.chrom.sizes")
     scan = scan_bed(resources / "sample_ladder_regions.blacklistfiltered.bed.gz", sizes,
