@@ -15,6 +15,7 @@ COMMANDS = [
     (("train", "run"), "train", "train a FactorNet model from built stores"),
     (("predict",), "predict", "score the bins of a BED file, write bedGraph.gz (and bigWig)"),
     (("evaluate",), "evaluate", "DREAM-style scoring of predictions against peaks"),
+    (("call",), "call", "binding sites (narrowPeak) from predictions at a target FDR"),
     (("visualize",), "visualize", "kernel motifs, logos, signal profiles and known-motif matches"),
     (("explain",), "explain", "per-base sequence and track contributions (ISM, IG, saliency), motifs"),
     (("import-keras",), "import_keras", "convert a released Keras 1 FactorNet model"),

@@ -13,7 +13,19 @@ The report folder holds ``metrics.json``, ``metrics.tsv`` (the printed table),
 ``pr_curve.png``, ``roc_curve.png`` and our marker ``.factornet-output.json`` (what lets a
 later ``-oc`` replace it); it is written into a hidden folder beside the target and swapped
 into place last (``outputs.write_dir_atomically``), so a half-written report never looks
-complete and an earlier one stays whole until the new one is.
+complete and an earlier one stays whole until the new one is. Beside them:
+
+- ``bootstrap.tsv`` (unless ``bootstrap_rounds=0``): per file and metric the value on all
+  bins, and the mean and 95% interval over ENCODE-DREAM's bootstrap rounds (10 x 90% of each
+  chromosome's bins; factornet_jax.bootstrap says exactly how);
+- ``ranking.tsv`` (two or more files over the same bins): the DREAM combined rank of each
+  file and, for each pair, the share of rounds in which one beats the other;
+- ``reliability.tsv`` and ``reliability.png``: calibration of scores in [0, 1] (10
+  equal-width score bins), with each file's Brier score (factornet_jax.calibration);
+- with ``baselines`` (``--baselines CELL_STORE [--motif-db MEME --tf TF]``) two more rows
+  scored exactly like the files, over the first file's bins: the mean of the DNase track
+  over each bin, and the best log2-odds score of the TF's motif in it (both strands), both
+  computed from the stores, so every report shows what the model adds.
 """
 from __future__ import annotations
 
@@ -24,12 +36,12 @@ import json
 import math
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from factornet_jax import metrics
+from factornet_jax import bootstrap, calibration, metrics
 from factornet_jax.bed import (chrom_naming_hint, is_data_line, open_maybe_gzip, other_chrom_name,
                                read_bed)
 from factornet_jax.errors import ConfigError, InputFileError
@@ -221,6 +233,8 @@ class PredictionScores:
     path: str
     labels: dict
     scores: dict
+    bins_digest: dict = field(default_factory=dict)   # chrom -> crc32 of the bins' coordinates
+    kind: str = "prediction"                           # or "baseline"
 
     @property
     def chroms(self):
@@ -297,25 +311,57 @@ def score_predictions(prediction_paths, peaks_path, relaxed_path=None, chroms=No
                   for c in order}
         # copies, so the coordinates of the bins are freed before the next file is read
         scores = {c: np.ascontiguousarray(bins[c]["score"]) for c in order}
-        results.append(PredictionScores(name=name, path=str(path), labels=labels, scores=scores))
+        results.append(PredictionScores(name=name, path=str(path), labels=labels, scores=scores,
+                                        bins_digest={c: _digest(bins[c]) for c in order}))
     return results
 
 
-def build_report(scored, peaks_path, relaxed_path=None, chroms=None):
-    """The metrics.json content: per prediction file, all its chromosomes and each one.
+def _digest(rows):
+    """crc32 of the start and end coordinates of one chromosome's bins (same bins, same digest)."""
+    return zlib.crc32(np.ascontiguousarray(rows["end"]).tobytes(),
+                      zlib.crc32(np.ascontiguousarray(rows["start"]).tobytes()))
+
+
+def _same_bins(scored):
+    """True when every file covers the same bins (chromosomes, coordinates)."""
+    first = scored[0].bins_digest
+    return all(item.bins_digest == first for item in scored[1:])
+
+
+def build_report(scored, peaks_path, relaxed_path=None, chroms=None,
+                 bootstrap_rounds=bootstrap.ROUNDS, seed=0):
+    """The metrics.json content: per prediction file, all its chromosomes and each one; its
+    calibration (Brier score, reliability table); with `bootstrap_rounds` > 0 the bootstrap
+    intervals, and for two or more files over the same bins the DREAM ranking.
 
     NaN metrics (a class absent) are kept as NaN here and written as JSON null.
     """
-    predictions = []
+    predictions, rounds = [], {}
     for item in scored:
         per_chrom = {c: item.summary([c]) for c in item.chroms} if len(item.chroms) > 1 else {}
-        predictions.append({
+        labels, scores = item.pooled()
+        entry = {
             "name": item.name,
+            "kind": item.kind,
             "path": str(Path(item.path).resolve()),
             "chroms": list(item.chroms),
             "all": item.summary(),
             "per_chrom": per_chrom,
-        })
+            "calibration": {"brier": calibration.brier_score(labels, scores),
+                            "reliability": calibration.reliability(labels, scores)},
+        }
+        if bootstrap_rounds > 0:
+            rounds[item.name] = bootstrap.bootstrap_metrics(item.labels, item.scores,
+                                                            bootstrap_rounds, seed)
+            entry["bootstrap"] = {m: {**bootstrap.interval(v), "values": v.tolist()}
+                                  for m, v in rounds[item.name].items()}
+        predictions.append(entry)
+    ranking = None
+    if bootstrap_rounds > 0 and len(scored) > 1:
+        if _same_bins(scored):
+            ranking = bootstrap.ranking(rounds)
+        else:
+            ranking = {"note": "the files cover different bins: no paired ranking"}
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -325,7 +371,14 @@ def build_report(scored, peaks_path, relaxed_path=None, chroms=None):
         "labelling": "bound: more than half of the bin inside a conservative peak; ambiguous "
                      "(excluded): not bound and overlapping a relaxed peak; else unbound",
         "predictions": predictions,
-        "plots": ["pr_curve.png", "roc_curve.png"],
+        "bootstrap": None if bootstrap_rounds <= 0 else {
+            "rounds": int(bootstrap_rounds), "fraction": bootstrap.FRACTION, "seed": int(seed),
+            "method": "each round keeps floor(0.9 n + 0.5) of every chromosome's n bins, without "
+                      "replacement (numpy default_rng([seed, round, crc32(chrom)]).choice); "
+                      "mean and 2.5/97.5 percentiles over the rounds",
+        },
+        "ranking": ranking,
+        "plots": ["pr_curve.png", "roc_curve.png", "reliability.png"],
     }
 
 
@@ -348,16 +401,100 @@ def table_rows(report):
     return rows
 
 
+BOOTSTRAP_COLUMNS = ("prediction", "metric", "all_bins", "mean", "ci_low", "ci_high")
+RELIABILITY_COLUMNS = ("prediction", "score_low", "score_high", "n", "mean_score", "fraction_bound")
+
+
+def bootstrap_rows(report):
+    """Rows (BOOTSTRAP_COLUMNS) per file and metric; [] without a bootstrap."""
+    rows = []
+    for pred in report["predictions"]:
+        if "bootstrap" not in pred:
+            continue
+        for metric, values in pred["bootstrap"].items():
+            point = pred["calibration"]["brier"] if metric == "brier" else pred["all"][metric]
+            rows.append((pred["name"], metric, _fmt(_nan(point)),
+                         *(_fmt(_nan(values[k])) for k in ("mean", "low", "high"))))
+    return rows
+
+
+def ranking_columns(report):
+    names = report["ranking"]["names"]
+    return (("prediction", "mean_rank") + tuple(f"{m}_rank" for m in bootstrap.RANKED_METRICS)
+            + tuple(f"beats:{n}" for n in names))
+
+
+def ranking_rows(report):
+    """Rows (ranking_columns) best first: mean combined rank, mean rank per metric, and the
+    share of rounds in which the row's file beats each column's; [] without a ranking."""
+    ranking = report.get("ranking")
+    if not ranking or "names" not in ranking:
+        return []
+    rows = []
+    for name in ranking["names"]:
+        rows.append((name, f"{ranking['mean_rank'][name]:.2f}",
+                     *(f"{ranking['metric_rank'][name][m]:.2f}" for m in bootstrap.RANKED_METRICS),
+                     *("-" if other == name else f"{ranking['win_share'][name][other]:.2f}"
+                       for other in ranking["names"])))
+    return rows
+
+
+def reliability_rows(report):
+    """Rows (RELIABILITY_COLUMNS) per file and score bin (files with scores in [0, 1])."""
+    rows = []
+    for pred in report["predictions"]:
+        table = pred["calibration"]["reliability"]
+        for i in range(len(table["n"])):
+            rows.append((pred["name"], f"{table['low'][i]:g}", f"{table['high'][i]:g}",
+                         str(table["n"][i]), _fmt(_nan(table["mean_score"][i])),
+                         _fmt(_nan(table["fraction_bound"][i]))))
+    return rows
+
+
+def _nan(value):
+    return float("nan") if value is None else value
+
+
+def _aligned(rows, left=1):
+    """Rows of str as aligned text (the first `left` columns left-aligned)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) if i < left else cell.rjust(w)
+                      for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+
+
 def format_table(report):
-    """The report as an aligned text table (with notes about undefined metrics below)."""
-    rows = [TABLE_COLUMNS] + table_rows(report)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+    """The report as aligned text: the metrics table (with notes about undefined metrics
+    below), then, indented under their own heading lines, the bootstrap intervals and Brier
+    scores and the DREAM ranking (so only the metrics rows start with a file's name)."""
+    lines = _aligned([TABLE_COLUMNS] + table_rows(report), left=2)
     for pred in report["predictions"]:
         for label, result in [("all", pred["all"]), *pred["per_chrom"].items()]:
             if result["note"]:
                 lines.append(f"note: {pred['name']} {label}: {result['note']}")
+    settings = report.get("bootstrap")
+    if settings:
+        lines += ["", f"bootstrap: {settings['rounds']} rounds of {settings['fraction']:.0%} of each "
+                      f"chromosome's bins (seed {settings['seed']}): mean [95% interval]"]
+        header = ("prediction",) + bootstrap.INTERVAL_METRICS
+        rows = [header]
+        for pred in report["predictions"]:
+            cells = []
+            for metric in bootstrap.INTERVAL_METRICS:
+                v = pred["bootstrap"][metric]
+                cells.append("nan" if v["mean"] is None else
+                             f"{v['mean']:.4f} [{v['low']:.4f}, {v['high']:.4f}]")
+            rows.append((pred["name"], *cells))
+        lines += ["  " + line for line in _aligned(rows)]
+    else:
+        lines += ["", "Brier score: " + ", ".join(
+            f"{p['name']} {_fmt(_nan(p['calibration']['brier']))}" for p in report["predictions"])]
+    ranking = report.get("ranking")
+    if ranking and "names" in ranking:
+        lines += ["", "DREAM ranking (mean over rounds of the mean of the four metric ranks; "
+                      "beats:X = share of rounds ranked above X)"]
+        lines += ["  " + line for line in _aligned([ranking_columns(report)] + ranking_rows(report))]
+    elif ranking:
+        lines += ["", f"ranking: {ranking['note']}"]
     return "\n".join(lines)
 
 
@@ -433,28 +570,134 @@ def _json_ready(value):
     return value
 
 
+def _write_tsv(path, header, rows):
+    path.write_text("".join("\t".join(r) + "\n" for r in [header] + list(rows)))
+
+
+# ------------------------------------------------------------------------ baselines
+
+@dataclass(frozen=True)
+class BaselineRequest:
+    """--baselines: the cell store of the evaluated cell line, and what to compute from it."""
+    store: str                    # cell store (its genome store gives the sequence)
+    track: str | None = None      # signal track to average (default: the DNase track)
+    motif_db: str | None = None   # MEME file: adds the PWM max row
+    tf: str | None = None         # whose motif (picked as train -mo picks it)
+
+
+def dnase_track(store, track=None):
+    """The track the DNase-mean baseline averages: `track`, else the one named like DNase
+    ('DNase...', 'DGF'), else an error naming --baseline-track."""
+    if track is not None:
+        return track
+    for name in store.track_names:
+        if "dnase" in name.lower() or name.upper() == "DGF":
+            return name
+    raise ConfigError(f"--baselines {store.path}: no track named like DNase among "
+                      f"{', '.join(store.track_names)}; name one with --baseline-track")
+
+
+def pwm_max(genome, chroms, starts, ends, pwm, chunk=8192):
+    """(n,) float64 best log2-odds score of `pwm` over each interval, both strands
+    (`meme.scan_max`, uniform background, pseudocount 0.01); read `chunk` intervals at a time
+    from an open genome store (bases past a chromosome end are N and score 0)."""
+    from factornet_jax.meme import scan_max
+    chroms, starts, ends = np.asarray(chroms), np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    out = np.zeros(len(starts))
+    for width in np.unique(ends - starts):
+        rows = np.flatnonzero(ends - starts == width)
+        for lo in range(0, len(rows), chunk):
+            sel = rows[lo:lo + chunk]
+            codes = genome.fetch_codes_batch(chroms[sel], starts[sel], int(width), pad=True)
+            out[sel] = scan_max(codes, pwm, onehot=False)
+    return out
+
+
+def baseline_scores(request, prediction_path, labels, chroms=None):
+    """The baseline rows over the bins of `prediction_path`: a list of PredictionScores
+    (DNase mean, and PWM max with a motif database), labelled with `labels` (dict chrom ->
+    labels of those bins, from `score_predictions`)."""
+    from factornet_jax.baselines import track_mean
+    from factornet_jax.meme import factornet_motif, find_motif, read_meme
+    from factornet_jax.reader import open_cell_store
+    if request.motif_db is not None and request.tf is None:
+        raise ConfigError("--motif-db needs --tf TF: the PWM baseline scores that TF's motif")
+    store = open_cell_store(request.store)
+    track = dnase_track(store, request.track)
+    motif = None
+    if request.motif_db is not None:
+        motifs = read_meme(request.motif_db)
+        motif = factornet_motif(motifs, request.tf) or find_motif(motifs, request.tf)
+    bins = read_predictions(prediction_path, chroms)
+    missing = [c for c in bins if c not in store.chrom_sizes]
+    if missing:
+        raise ConfigError(f"--baselines {request.store}: chromosome {missing[0]} of "
+                          f"{prediction_path} is not in the store; give the store of the "
+                          "evaluated cell line")
+    order = list(labels)
+    digest = {c: _digest(bins[c]) for c in order}
+    with Progress("baselines", total=len(order), unit="chrom") as bar:
+        mean, best = {}, {}
+        for chrom in order:
+            b = bins[chrom]
+            names = np.full(len(b), chrom)
+            mean[chrom] = track_mean(store, names, b["start"], b["end"], track)
+            if motif is not None:
+                best[chrom] = pwm_max(store.genome, names, b["start"], b["end"], motif.pwm)
+            bar.update(1)
+    out = [PredictionScores(name=f"{track} mean (baseline)", path=str(store.path), labels=labels,
+                            scores=mean, bins_digest=digest, kind="baseline")]
+    if motif is not None:
+        out.append(PredictionScores(name=f"PWM max {motif.name} (baseline)",
+                                    path=str(request.motif_db), labels=labels, scores=best,
+                                    bins_digest=digest, kind="baseline"))
+    return out
+
+
+# ------------------------------------------------------------------------ evaluate
+
 def evaluate(prediction_paths, peaks_path, report_dir, relaxed_path=None, chroms=None,
-             overwrite=False, plots=True):
+             overwrite=False, plots=True, bootstrap_rounds=bootstrap.ROUNDS, seed=0,
+             baselines=None):
     """Score prediction files against peaks and write the report folder.
+
+    Parameters
+    ----------
+    bootstrap_rounds : DREAM bootstrap rounds (0: none); seed : their seed
+    baselines : BaselineRequest or None: add the DNase-mean (and PWM-max) rows
 
     Returns
     -------
     report : dict, the metrics.json content (NaN where undefined)
     """
+    if bootstrap_rounds < 0:
+        raise ConfigError(f"--bootstrap {bootstrap_rounds}: give a number of rounds >= 0")
     inputs = (*prediction_paths, peaks_path, relaxed_path)
+    if baselines is not None:
+        inputs += (baselines.store, baselines.motif_db)
     check_output(report_dir, overwrite, REPORT, inputs)   # fail before the long part
     scored = score_predictions(prediction_paths, peaks_path, relaxed_path, chroms)
-    report = build_report(scored, peaks_path, relaxed_path, chroms)
+    if baselines is not None:
+        scored += baseline_scores(baselines, prediction_paths[0], scored[0].labels,
+                                  list(scored[0].chroms))
+    report = build_report(scored, peaks_path, relaxed_path, chroms, bootstrap_rounds, seed)
     if not plots:
         report["plots"] = []
 
     def write_contents(folder):
         text = json.dumps(_json_ready(report), indent=2, allow_nan=False)
         (folder / "metrics.json").write_text(text + "\n")
-        rows = [TABLE_COLUMNS] + table_rows(report)
-        (folder / "metrics.tsv").write_text("".join("\t".join(r) + "\n" for r in rows))
+        _write_tsv(folder / "metrics.tsv", TABLE_COLUMNS, table_rows(report))
+        if report["bootstrap"]:
+            _write_tsv(folder / "bootstrap.tsv", BOOTSTRAP_COLUMNS, bootstrap_rows(report))
+        if ranking_rows(report):
+            _write_tsv(folder / "ranking.tsv", ranking_columns(report), ranking_rows(report))
+        _write_tsv(folder / "reliability.tsv", RELIABILITY_COLUMNS, reliability_rows(report))
         if plots:
             draw_curves(scored, report, folder)
+            calibration.draw_reliability(
+                [(p["name"], p["calibration"]["reliability"], p["calibration"]["brier"])
+                 for p in report["predictions"]], folder / "reliability.png")
 
     write_dir_atomically(report_dir, overwrite, write_contents, REPORT, inputs)
     return report

@@ -42,8 +42,15 @@ def threshold_counts(labels, scores):
     """
     labels, scores = _as_arrays(labels, scores)
     order = np.argsort(-scores)  # order inside a tie group does not matter: only its end is used
-    sorted_scores = scores[order]
-    sorted_labels = labels[order]
+    return sorted_threshold_counts(labels[order], scores[order])
+
+
+def sorted_threshold_counts(sorted_labels, sorted_scores):
+    """`threshold_counts` of bins already sorted by descending score (no sort: the bootstrap
+    sorts once and takes subsets, which stay sorted).
+
+    sorted_labels : (n,) bool; sorted_scores : (n,) float64, non-increasing
+    """
     # last index of each run of equal scores = one threshold group (!= rather than diff: inf)
     group_ends = np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1])
     group_ends = np.append(group_ends, sorted_scores.size - 1) if sorted_scores.size else group_ends
@@ -151,13 +158,14 @@ def recall_at_fdr(labels, scores, fdr):
     return _recall_at_fdr_from_counts(threshold_counts(labels, scores), fdr)
 
 
-def summarize(labels, scores):
+def summarize(labels, scores, presorted=False):
     """The DREAM scores of one set of labelled bins (one sort for all of them).
 
     Parameters
     ----------
     labels : (n,) bool, True = bound
     scores : (n,) float
+    presorted : the bins are already in descending score order (skips the sort)
 
     Returns
     -------
@@ -165,7 +173,10 @@ def summarize(labels, scores):
     n_bound, n_unbound (int) and note (str, empty unless a metric is undefined). The caller
     adds n_ambiguous.
     """
-    counts = threshold_counts(labels, scores)
+    if presorted:
+        counts = sorted_threshold_counts(np.asarray(labels, bool), np.asarray(scores, np.float64))
+    else:
+        counts = threshold_counts(labels, scores)
     n_bound = int(counts[1][-1]) if counts[1].size else 0
     n_unbound = int(counts[2][-1]) if counts[2].size else 0
     result = {

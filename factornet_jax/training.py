@@ -428,6 +428,10 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print, on_epoch
             if stop:
                 stopped_early = True
                 break
+        # calibration.json: the best parameters on the validation ladder (`factornet call`)
+        from factornet_jax.calibration import record_calibration
+        record_calibration(model_dir, config, valid_stores, tasks, eval_step, spec, rows,
+                           data_sharding, is_writer, log)
     if is_writer:
         modeldir.save_params(model_dir / "final.npz", jax.device_get(state.params))
         _write_json(model_dir / STATE_FILE, {"finished": True, "run": config.run_identity()})

@@ -226,8 +226,8 @@ def test_chroms_restricts_and_orders_the_set(dataset):
     # without --relaxed nothing is ambiguous: relaxed-only bins count as unbound
     assert pred["all"]["n_ambiguous"] == 0
     assert pred["all"]["n_bound"] + pred["all"]["n_unbound"] == truth.size
-    assert sorted(p.name for p in out.iterdir()) == [".factornet-output.json", "metrics.json",
-                                                     "metrics.tsv"]
+    assert sorted(p.name for p in out.iterdir()) == [".factornet-output.json", "bootstrap.tsv",
+                                                     "metrics.json", "metrics.tsv", "reliability.tsv"]
 
 
 # ---------------------------------------------------------------- errors and the report folder
@@ -244,8 +244,8 @@ def test_existing_report_dir_needs_oc(dataset, capsys):
     assert (out / "stale.txt").read_text() == "the user's"
     (out / "stale.txt").unlink()
     assert cli(base + ["-oc", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [".factornet-output.json", "metrics.json",
-                                                     "metrics.tsv"]
+    assert sorted(p.name for p in out.iterdir()) == [".factornet-output.json", "bootstrap.tsv",
+                                                     "metrics.json", "metrics.tsv", "reliability.tsv"]
     with pytest.raises(SystemExit):                 # no output: argparse says -o or -oc is required
         cli(base)
     assert "-o/--outputdir -oc/--outputdirc" in capsys.readouterr().err
@@ -345,3 +345,170 @@ def test_real_peaks_on_ladder_layout_match_bedtools(tmp_path):
     np.testing.assert_array_equal(scored.labels["chr2"], truth)
     result = scored.summary()
     assert result["auROC"] == pytest.approx(expected_metrics(truth, scores)["auROC"], abs=1e-12)
+
+
+# ---------------------------------------------------------------- bootstrap, ranking, calibration
+
+def direct_round(labels_by_chrom, scores_by_chrom, round_index, seed):
+    """One bootstrap round computed directly: the documented draw per chromosome, then sklearn."""
+    import zlib
+    labels, scores = [], []
+    for chrom, lab in labels_by_chrom.items():
+        n = len(lab)
+        rng = np.random.default_rng([seed, round_index, zlib.crc32(chrom.encode())])
+        idx = rng.choice(n, int(np.floor(0.9 * n + 0.5)), replace=False)
+        labels.append(lab[idx])
+        scores.append(scores_by_chrom[chrom][idx])
+    return expected_metrics(np.concatenate(labels), np.concatenate(scores))
+
+
+def test_bootstrap_matches_a_direct_computation_of_the_same_resamples(dataset, capsys):
+    out = dataset["tmp"] / "boot"
+    rc = cli(["-p", *map(str, dataset["files"]), "--peaks", str(dataset["peaks"]), "--relaxed",
+              str(dataset["relaxed"]), "--bootstrap", "4", "--seed", "7", "--no-plots", "-o", str(out)])
+    assert rc == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["bootstrap"]["rounds"] == 4 and report["bootstrap"]["seed"] == 7
+    truth, chroms = dataset["truth"], dataset["chroms"]
+    truth_by_chrom = {c: truth[chroms == c] for c in ("chr1", "chr5")}
+    for pred, path in zip(report["predictions"], dataset["files"]):
+        bins = ev.read_predictions(path)
+        scores = {c: bins[c]["score"] for c in ("chr1", "chr5")}
+        per_round = [direct_round(truth_by_chrom, scores, r, 7) for r in range(4)]
+        for metric in ("auROC", "auPRC", "recall_at_50fdr", "recall_at_10fdr"):
+            values = np.array([r[metric] for r in per_round])
+            got = pred["bootstrap"][metric]
+            np.testing.assert_allclose(got["values"], values, atol=1e-12, err_msg=metric)
+            assert got["mean"] == pytest.approx(values.mean())
+            assert [got["low"], got["high"]] == pytest.approx(np.percentile(values, [2.5, 97.5]))
+        # the rounds differ (a real resample); Brier only for scores in [0, 1]
+        assert len(set(pred["bootstrap"]["auPRC"]["values"])) > 1
+        all_scores = np.concatenate([scores["chr1"], scores["chr5"]])
+        keep = truth != -1
+        if all_scores.max() > 1:
+            assert pred["calibration"]["brier"] is None and pred["bootstrap"]["brier"]["mean"] is None
+        else:
+            assert pred["calibration"]["brier"] == pytest.approx(
+                np.mean((all_scores[keep] - (truth[keep] == 1)) ** 2))
+    assert [p["calibration"]["brier"] is None for p in report["predictions"]] == [True, False]
+    tsv = [line.split("\t") for line in (out / "bootstrap.tsv").read_text().splitlines()]
+    assert tuple(tsv[0]) == ev.BOOTSTRAP_COLUMNS and len(tsv) == 1 + 2 * 5
+    ranking = report["ranking"]
+    assert sorted(ranking["names"]) == ["model0.bed.gz", "model1.bed.gz"]
+    share = ranking["win_share"]["model0.bed.gz"]["model1.bed.gz"]
+    assert share + ranking["win_share"]["model1.bed.gz"]["model0.bed.gz"] == pytest.approx(1.0)
+    assert (out / "ranking.tsv").read_text().splitlines()[0].startswith("prediction\tmean_rank")
+    printed = capsys.readouterr().out
+    assert "bootstrap: 4 rounds of 90% of each chromosome's bins (seed 7)" in printed
+    assert "DREAM ranking" in printed
+
+
+def test_bootstrap_draw_is_stratified_and_paired():
+    from factornet_jax import bootstrap
+    sizes = {"chr1": 101, "chr2": 7, "chrX": 1}
+    masks = [bootstrap.round_mask(sizes, r, seed=3) for r in range(3)]
+    for mask in masks:
+        parts = np.split(mask, [101, 108])
+        assert [p.sum() for p in parts] == [91, 6, 1]          # floor(0.9 n + 0.5) per chromosome
+    assert not np.array_equal(masks[0], masks[1])
+    # another chromosome order: each chromosome's draw is the same (paired across files)
+    other = bootstrap.round_mask({"chrX": 1, "chr2": 7, "chr1": 101}, 1, seed=3)
+    np.testing.assert_array_equal(other[8:], masks[1][:101])
+
+
+def test_ranks_and_ranking_by_hand():
+    from factornet_jax import bootstrap
+    np.testing.assert_array_equal(bootstrap.ranks(np.array([0.9, 0.9, 0.5, np.nan])), [1.5, 1.5, 3, 4])
+    # a beats b on every metric in round 0; in round 1 b wins auROC and auPRC, they tie the rest
+    a = {"auROC": [0.9, 0.8], "auPRC": [0.5, 0.4], "recall_at_50fdr": [0.6, 0.5],
+         "recall_at_10fdr": [0.2, 0.1], "brier": [0.1, 0.1]}
+    b = {"auROC": [0.8, 0.9], "auPRC": [0.4, 0.5], "recall_at_50fdr": [0.5, 0.5],
+         "recall_at_10fdr": [0.1, 0.1], "brier": [0.1, 0.1]}
+    result = bootstrap.ranking({"a": {k: np.array(v) for k, v in a.items()},
+                                "b": {k: np.array(v) for k, v in b.items()}})
+    # round 0: a 1,1,1,1 -> 1; b -> 2.  round 1: a 2,2,1.5,1.5 -> 1.75; b 1,1,1.5,1.5 -> 1.25
+    assert result["mean_rank"] == pytest.approx({"a": 1.375, "b": 1.625})
+    assert result["names"] == ["a", "b"]
+    assert result["win_share"] == {"a": {"b": 0.5}, "b": {"a": 0.5}}
+    assert result["combined"]["a"] == pytest.approx([1.0, 1.75])
+
+
+def test_reliability_and_brier_in_the_report(tmp_path):
+    rng = np.random.default_rng(4)
+    peaks = write_lines(tmp_path / "peaks.bed", [f"chr1\t{s}\t{s + 400}" for s in range(0, 50000, 2500)])
+    starts = np.arange(0, 50000, 50)
+    peak_starts = np.arange(0, 50000, 2500)
+    bound = ev.label_bins(IntervalSet.from_arrays("chr1", peak_starts, peak_starts + 400), None,
+                          "chr1", starts, starts + 200) == ev.BOUND
+    probs = np.clip(0.1 + 0.7 * bound + rng.normal(0, 0.1, len(starts)), 0, 1)
+    probs = np.round(probs, 6)
+    pred = write_bedgraph(tmp_path / "p.bed", ["chr1"] * len(starts), starts, starts + 200, probs)
+    report = ev.evaluate([pred], peaks, tmp_path / "out", bootstrap_rounds=0)
+    cal = report["predictions"][0]["calibration"]
+    assert cal["brier"] == pytest.approx(np.mean((probs - bound) ** 2), rel=1e-6)
+    assert sum(cal["reliability"]["n"]) == len(starts)
+    assert report["bootstrap"] is None and report["ranking"] is None
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [".factornet-output.json", "metrics.json", "metrics.tsv", "pr_curve.png",
+                     "reliability.png", "reliability.tsv", "roc_curve.png"]
+    assert (tmp_path / "out" / "reliability.png").read_bytes()[:8] == PNG_MAGIC
+    assert "Brier score: p.bed 0." in ev.format_table(report)
+
+
+def test_files_over_different_bins_get_no_paired_ranking(dataset, tmp_path):
+    starts = np.arange(0, 5000, 100)
+    other = write_bedgraph(tmp_path / "other.bed", ["chr1"] * len(starts), starts, starts + 200,
+                           np.linspace(0, 1, len(starts)))
+    report = ev.evaluate([dataset["files"][0], other], dataset["peaks"], tmp_path / "r",
+                         chroms=["chr1"], plots=False, bootstrap_rounds=2)
+    assert report["ranking"] == {"note": "the files cover different bins: no paired ranking"}
+    assert "ranking: the files cover different bins" in ev.format_table(report)
+
+
+# ---------------------------------------------------------------- baselines from the stores
+
+def test_baselines_are_computed_from_the_store(tiny_stores, tmp_path, capsys):
+    from factornet_jax.meme import Motif, scan_max, write_meme
+    from factornet_jax.reader import open_cell_store
+    store_path = tiny_stores["cell_stores"][0]
+    store = open_cell_store(store_path)
+    size = store.chrom_sizes["chr2"]
+    starts = np.concatenate([np.arange(0, 6000, 50), [size - 150]])   # the last bin runs off the end
+    ends = np.minimum(starts + 200, size + 50)
+    pred = write_bedgraph(tmp_path / "p.bed", ["chr2"] * len(starts), starts, ends,
+                          np.linspace(0, 1, len(starts)))
+    peaks = write_lines(tmp_path / "peaks.bed", ["chr2\t1000\t1600", "chr2\t4000\t4300"])
+    pwm = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [0.1, 0.7, 0.1, 0.1],
+                    [0.1, 0.1, 0.1, 0.7]])
+    write_meme(tmp_path / "m.meme", [Motif("M1", "TFA", pwm)])
+    out = tmp_path / "report"
+    rc = cli(["-p", str(pred), "--peaks", str(peaks), "--baselines", str(store_path), "--motif-db",
+              str(tmp_path / "m.meme"), "--tf", "TFA", "--bootstrap", "2", "--no-plots", "-o", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((out / "metrics.json").read_text())
+    names = [p["name"] for p in report["predictions"]]
+    assert names == ["p.bed", "DGF mean (baseline)", "PWM max M1 (baseline)"]
+    assert [p["kind"] for p in report["predictions"]] == ["prediction", "baseline", "baseline"]
+    assert report["ranking"]["names"] and len(report["ranking"]["win_share"]) == 3
+    # direct: read the windows, average the DGF column, scan the motif
+    scored = ev.score_predictions([pred], peaks)[0]
+    mean = ev.baseline_scores(ev.BaselineRequest(str(store_path), motif_db=str(tmp_path / "m.meme"),
+                                                 tf="TFA"), pred, scored.labels)
+    codes, signal = store.fetch_batch(["chr2"] * len(starts[:-1]), starts[:-1], 200, pad=True,
+                                      as_codes=True)
+    column = store.track_names.index("DGF")
+    np.testing.assert_allclose(mean[0].scores["chr2"][:-1], signal[:, :, column].mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(mean[1].scores["chr2"][:-1], scan_max(codes, pwm, onehot=False))
+    last_codes, last_signal = store.fetch_batch(["chr2"], [size - 150], 200, pad=True, as_codes=True)
+    assert mean[1].scores["chr2"][-1] == pytest.approx(scan_max(last_codes, pwm, onehot=False)[0])
+    assert mean[0].scores["chr2"][-1] == pytest.approx(last_signal[0, :, column].mean(), rel=1e-6)
+    # flags that need each other
+    assert cli(["-p", str(pred), "--peaks", str(peaks), "--motif-db", str(tmp_path / "m.meme"),
+                "-o", str(tmp_path / "r2")]) == 2
+    assert "--motif-db / --baseline-track need --baselines" in capsys.readouterr().err
+    assert cli(["-p", str(pred), "--peaks", str(peaks), "--baselines", str(store_path), "--motif-db",
+                str(tmp_path / "m.meme"), "-o", str(tmp_path / "r3")]) == 2
+    assert "--motif-db needs --tf TF" in capsys.readouterr().err
+    assert cli(["-p", str(pred), "--peaks", str(peaks), "--baselines", str(store_path),
+                "--baseline-track", "nope", "-o", str(tmp_path / "r4")]) == 2
+    assert "track 'nope' is not in" in capsys.readouterr().err

@@ -162,3 +162,13 @@ def test_large_random_against_sklearn():
     assert metrics.auroc(labels, scores) == pytest.approx(sk.roc_auc_score(labels, scores), rel=1e-12)
     expected_ap = sk.average_precision_score(labels, scores)
     assert metrics.auprc(labels, scores) == pytest.approx(expected_ap, rel=1e-12)
+
+
+def test_presorted_summary_equals_the_sorting_one():
+    rng = np.random.default_rng(9)
+    labels = rng.random(3000) < 0.2
+    scores = np.round(rng.random(3000) + labels * 0.3, 2)          # ties
+    order = np.argsort(-scores, kind="stable")
+    direct = metrics.summarize(labels, scores)
+    presorted = metrics.summarize(labels[order], scores[order], presorted=True)
+    assert presorted == direct

@@ -64,6 +64,7 @@ MINIMAL_ARGS = {
     ("evaluate",): ["-p", "P", "--peaks", "K"], ("visualize",): ["-i", "S", "-m", "M", "-b", "B"],
     ("import-keras",): ["KERAS"], ("simulate",): [], ("demo",): [],
     ("explain",): ["-i", "S", "-m", "M", "-b", "B"], ("variants",): ["-i", "S", "-m", "M", "-v", "V"],
+    ("call",): ["-p", "P"],
 }
 
 
