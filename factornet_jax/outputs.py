@@ -49,7 +49,8 @@ MARKER_FORMAT = "factornet-jax/output"
 PREDICTION_COMMENT = "factornet-jax/predict v1"   # gzip FCOMMENT of a prediction bedGraph.gz
 # what a model directory holds (modeldir.py writes them; training adds its resume files)
 MODEL_DIR_ENTRIES = frozenset({"config.json", "best.npz", "final.npz", "history.json", "chip.txt",
-                               "feature.txt", "bigwig.txt", "meta.txt", "calibration.json"})
+                               "feature.txt", "bigwig.txt", "meta.txt", "calibration.json",
+                               "signal_profile.json"})
 
 
 # ------------------------------------------------------------------ what is ours

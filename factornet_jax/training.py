@@ -432,6 +432,10 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print, on_epoch
         from factornet_jax.calibration import record_calibration
         record_calibration(model_dir, config, valid_stores, tasks, eval_step, spec, rows,
                            data_sharding, is_writer, log)
+        if is_writer:   # signal_profile.json: the training cells' signal, for predict's drift check
+            from factornet_jax.drift import signal_profile, write_profiles
+            write_profiles(model_dir, {Path(s.path).name.removesuffix(".zarr"): signal_profile(s)
+                                       for s in stores})
     if is_writer:
         modeldir.save_params(model_dir / "final.npz", jax.device_get(state.params))
         _write_json(model_dir / STATE_FILE, {"finished": True, "run": config.run_identity()})

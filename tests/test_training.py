@@ -172,6 +172,17 @@ def test_multitask_run_writes_a_loadable_model_dir(toy, base_run):
     assert entry["train_samples"] == config.batch_size * config.max_steps_per_epoch
 
 
+def test_training_cells_signal_profile_is_recorded(toy, base_run):
+    """signal_profile.json: each training store's profile, as predict's drift check reads it."""
+    from factornet_jax.drift import read_profiles, signal_profile
+    from factornet_jax.reader import open_cell_store
+    profiles = read_profiles(base_run["dir"])
+    stores = [Path(p) for p in base_run["config"].inputs]
+    assert sorted(profiles) == sorted(p.name.removesuffix(".zarr") for p in stores)
+    with open_cell_store(stores[0]) as store:
+        assert profiles[stores[0].name.removesuffix(".zarr")] == signal_profile(store)
+
+
 def test_held_out_chromosomes_are_never_trained_on(base_run):
     train, valid = base_run["train"], base_run["valid"]
     assert len(train) == 2                                   # one loader per epoch
