@@ -111,7 +111,7 @@ def prepare_data(work, genome_mb, seed, tfs, reuse, log):
 
 def train_models(stores, work, tfs, args, log):
     """One onePeak model per TF on the training cell lines -> {tf: model dir}."""
-    from factornet_jax.config import TrainConfig
+    from factornet_jax.train_config import TrainConfig
     from factornet_jax.training import train_and_evaluate
 
     dirs = {}

@@ -179,7 +179,7 @@ def append_record(path, record):
 # ----------------------------------------------------------------------------- measuring
 
 def measure(args, argv, log):
-    from factornet_jax.config import TrainConfig
+    from factornet_jax.train_config import TrainConfig
     from factornet_jax.reader import open_cell_store
     from factornet_jax.training import model_config_for, train_and_evaluate
 

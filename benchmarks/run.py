@@ -261,7 +261,7 @@ def section_loading(ctx, rows):
 
 def worker_batches(p):
     """Training batches (BatchLoader) of 100 examples, as train_and_evaluate assembles them."""
-    from factornet_jax.pipeline import BatchAssembler, BatchLoader, BatchSpec, TrainingData
+    from factornet_jax.batches import BatchAssembler, BatchLoader, BatchSpec, TrainingData
     from factornet_jax.reader import open_cell_store
     stores = [open_cell_store(p["store"])]
     chroms = [c for c in stores[0].chrom_sizes if c not in ("chr11", "chr1", "chr8", "chr21")]
@@ -330,7 +330,7 @@ def worker_build(p):
                                             chunk_bases=chunk, codecs=codecs, force=True)
         tracks = 1
     else:
-        from factornet_jax.inputs import read_cell_inputs
+        from factornet_jax.cell_folders import read_cell_inputs
         cell = read_cell_inputs(str(sim / "cells" / "CellA"))
         summary = stores.build_cell_store(cell, str(out / "genome.zarr"), str(out / "CellA.zarr"),
                                           chunk_bases=chunk, codecs=codecs, force=True)
@@ -407,7 +407,7 @@ def section_labels(ctx, rows):
 # ------------------------------------------------------------------ section 4: training
 
 def train_config(p, steps):
-    from factornet_jax.config import TrainConfig
+    from factornet_jax.train_config import TrainConfig
     return TrainConfig(inputs=(p["store"],), output=p["model"], epochs=2, patience=5,
                        kernels=32, recurrent=32, dense=128, seq_len=SEQ_LEN, batch_size=100,
                        max_steps_per_epoch=steps, stores_dir=str(Path(p["store"]).parent))
@@ -426,7 +426,7 @@ def worker_train_compute(p):
     import optax
 
     from factornet_jax.model import init_params, make_model
-    from factornet_jax.pipeline import BatchLoader, BatchSpec, TrainingData
+    from factornet_jax.batches import BatchLoader, BatchSpec, TrainingData
     from factornet_jax.reader import open_cell_store
     from factornet_jax.steps import TrainState, global_batch, make_steps
     from factornet_jax.training import model_config_for

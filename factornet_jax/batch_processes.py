@@ -32,7 +32,7 @@ def _aligned(nbytes):
 
 
 def layout_nbytes(layout):
-    """Bytes of one slot holding a batch of `layout` (pipeline.BatchAssembler.layout)."""
+    """Bytes of one slot holding a batch of `layout` (batches.BatchAssembler.layout)."""
     return sum(_aligned(math.prod(shape) * np.dtype(dtype).itemsize)
                for _key, shape, dtype, _pad in layout)
 
@@ -55,7 +55,7 @@ class _WorkerState:
         key = (tuple(store_paths), spec)
         found = self.assemblers.get(key)
         if found is None:
-            from factornet_jax.pipeline import BatchAssembler
+            from factornet_jax.batches import BatchAssembler
             from factornet_jax.reader import open_cell_store
             found = BatchAssembler([open_cell_store(path) for path in store_paths], spec)
             self.assemblers[key] = found
@@ -115,7 +115,7 @@ class BatchWorkers:
 
     def map(self, store_paths, spec, layout, row_batches):
         """Yield the batch (a dict of arrays shaped as `layout`, see
-        pipeline.BatchAssembler) of each Examples in the iterable `row_batches`, in order,
+        batches.BatchAssembler) of each Examples in the iterable `row_batches`, in order,
         several ahead; a None item gives None (no worker involved)."""
         if self._pool is None:
             raise ValueError("BatchWorkers is closed")

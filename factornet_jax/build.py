@@ -5,7 +5,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from factornet_jax.inputs import check_consistent, read_cell_inputs
+from factornet_jax.cell_folders import check_consistent, read_cell_inputs
 from factornet_jax.outputs import STORE, check_output
 from factornet_jax.progress import Progress
 from factornet_jax.reference_files import genome_shortcut

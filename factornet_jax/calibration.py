@@ -85,10 +85,10 @@ def ladder_bins(store, chroms, seq_len, max_bins=MAX_BINS, rng=None):
 
 
 def validation_ladder(stores, chroms, seq_len, num_tasks, seed, max_bins=MAX_BINS):
-    """The validation ladder of every store as `pipeline.Examples` (labels all 0: the
+    """The validation ladder of every store as `batches.Examples` (labels all 0: the
     calibration labels the bins itself, DREAM-style), or None when it has no bin (chromosomes
     shorter than two windows). `max_bins` is shared by the stores."""
-    from factornet_jax.pipeline import Examples
+    from factornet_jax.batches import Examples
     rng = np.random.default_rng([seed, SAMPLE_STREAM])
     per_store = max(1, max_bins // max(1, len(stores)))
     parts = []
@@ -122,7 +122,7 @@ def score_examples(eval_step, params, stores, examples, batch_size, spec, rows, 
                    threads=1):
     """Probabilities (n, T) of `examples` through the training loop's compiled `eval_step`
     (every process calls it; `rows` is this process's slice of each global batch)."""
-    from factornet_jax.pipeline import BatchAssembler, empty_batch, ordered_map
+    from factornet_jax.batches import BatchAssembler, empty_batch, ordered_map
     from factornet_jax.steps import gather_rows, global_batch
     assembler = BatchAssembler(stores, spec)
     layout = assembler.layout(len(range(*rows.indices(batch_size))), examples.labels.shape[1])

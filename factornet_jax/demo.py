@@ -38,7 +38,7 @@ def run_demo(config: DemoConfig, overwrite=False, log=print, progress=None):
     """
     from factornet_jax.baselines import write_track_mean_bedgraph
     from factornet_jax.build import BuildRequest, build_stores, format_summary
-    from factornet_jax.config import TrainConfig
+    from factornet_jax.train_config import TrainConfig
     from factornet_jax.evaluate import evaluate, format_table, read_predictions
     from factornet_jax.outputs import DEMO, write_dir_atomically
     from factornet_jax.predict import predict_bed

@@ -19,11 +19,11 @@ Streaming, bounded memory
     first cheap pass checks every line (columns, coordinates, chromosomes in the store, order
     when a bigWig is asked for) and counts the bins, so a bad line 40 M lines down fails in
     seconds, not after hours of prediction; the second pass scores the blocks. Batches are
-    assembled by the training pipeline's `BatchAssembler` (in a host thread, or in worker
+    assembled by `batches.BatchAssembler` (in a host thread, or in worker
     processes with ``loader_processes``) several batches ahead of the device and run through
     the evaluation step the training loop uses too (``steps.make_steps``: one jit-compiled
     forward of a fixed batch shape, sharded over every local device on a ("data",) mesh); the
-    last batch of each block is padded. The look-ahead streams across blocks: `pipeline.BatchLoader`
+    last batch of each block is padded. The look-ahead streams across blocks: `batches.BatchLoader`
     itself is not used, as it holds a whole pass of examples in memory.
 Output
     A gzipped bedGraph ``chrom start end score`` in the input order (the input coordinates,
@@ -59,7 +59,7 @@ from factornet_jax.ladder import Sharing, StretchReader, choose_sharing, segment
 from factornet_jax.outputs import (PREDICTION, MarkedGzipWriter, bigwig_kind, check_output,
                                    file_fingerprint, hidden_sibling, prediction_comment,
                                    replace_path)
-from factornet_jax.pipeline import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
+from factornet_jax.batches import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
 from factornet_jax.progress import Progress
 
 # Windows per device per compiled call when none is asked for: on CPU small batches are about

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factornet_jax.config import TrainConfig
+from factornet_jax.train_config import TrainConfig
 from factornet_jax.errors import ConfigError, FactorNetError, OutputError
 from factornet_jax.outputs import (MODEL_DIR_ENTRIES, OutputKind, check_output, fsync_dir,
                                    protected_reason, replace_path, write_text_atomically)
@@ -284,7 +284,7 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print, on_epoch
     from factornet_jax.batch_processes import batch_workers
     from factornet_jax.model import check_lstm_backend, init_params, make_model
     from factornet_jax.optimizer import KERAS1_ADAM, keras1_adam
-    from factornet_jax.pipeline import BatchAssembler, BatchLoader, BatchSpec, TrainingData
+    from factornet_jax.batches import BatchAssembler, BatchLoader, BatchSpec, TrainingData
     from factornet_jax.reader import open_stores
 
     t_start = time.perf_counter()
@@ -446,7 +446,7 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print, on_epoch
 
 def _predict_examples(eval_step, params, stores, examples, batch_size, spec, loader_args, sharding):
     """Probabilities (N, T) for rows of `examples`, with their labels and weights."""
-    from factornet_jax.pipeline import BatchLoader
+    from factornet_jax.batches import BatchLoader
     loader = BatchLoader(stores, examples, batch_size, spec, **loader_args)
     outputs = []
     for batch in loader:

@@ -46,7 +46,7 @@ Outputs (a folder, -o / -oc, written whole: factornet_jax.outputs)
 Streaming
     The VCF is read twice in blocks (vcf.iter_vcf_blocks): a checking pass (columns, contigs,
     REF against the genome store) that fails before any output, then the scoring pass.
-    Batches are filled by predict's loader (`pipeline.BatchAssembler` in a thread, or
+    Batches are filled by predict's loader (`batches.BatchAssembler` in a thread, or
     `--loader-processes` workers), one store read per variant row of ``seq_len +
     max_allele_len`` bases (the extra bases feed deletions), and run through predict's
     compiled eval step (`predict._eval_step`) as 2 windows per row (REF rows, then ALT rows).
@@ -70,7 +70,7 @@ from factornet_jax.errors import ConfigError, FactorNetError
 from factornet_jax.fasta import codes_to_onehot
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
 from factornet_jax.outputs import OutputKind, check_output, write_dir_atomically
-from factornet_jax.pipeline import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
+from factornet_jax.batches import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
 from factornet_jax.progress import Progress
 from factornet_jax.vcf import (BLOCK_LINES, MAX_ALLELE_LEN, VcfCounts, allele_codes, check_refs,
                                iter_vcf_blocks)
@@ -481,7 +481,7 @@ class _Batch:
     starts: np.ndarray          # (n,) int64 window starts
 
     def examples(self, geometry):
-        """The rows as pipeline Examples: windows of ext_len from each start, GENCODE flags of
+        """The rows as batches.Examples: windows of ext_len from each start, GENCODE flags of
         the 200-bp bin centred on the model window."""
         block, n = self.effects.block, len(self.allele)
         # window start w = bin_start + BIN_SIZE // 2 - ext_len // 2 (labels.window_starts)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import flip_byte
-from test_pipeline import SEQ_LEN, build_toy_dataset
+from test_batches import SEQ_LEN, build_toy_dataset
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def toy_stores(toy):
 
 @pytest.fixture(scope="module")
 def examples(toy_stores):
-    from factornet_jax.pipeline import TrainingData
+    from factornet_jax.batches import TrainingData
     data = TrainingData(toy_stores, ["chr1", "chr2"], SEQ_LEN, seed=5)
     return data.epoch_examples(0).take(np.arange(45))   # 45 rows: the last batch of 8 is padded
 
@@ -32,14 +32,14 @@ def examples(toy_stores):
 @pytest.fixture(scope="module")
 def workers(toy_stores, examples):
     from factornet_jax.batch_processes import BatchWorkers, layout_nbytes
-    from factornet_jax.pipeline import BatchAssembler, BatchSpec
+    from factornet_jax.batches import BatchAssembler, BatchSpec
     layout = BatchAssembler(toy_stores, BatchSpec(SEQ_LEN, True, True)).layout(8, examples.labels.shape[1])
     with BatchWorkers(2, layout_nbytes(layout), slots=3) as pool:
         yield pool
 
 
 def loader(stores, examples, spec=None, **kwargs):
-    from factornet_jax.pipeline import BatchLoader, BatchSpec
+    from factornet_jax.batches import BatchLoader, BatchSpec
     return BatchLoader(stores, examples, 8, spec or BatchSpec(SEQ_LEN, True, True), **kwargs)
 
 
@@ -60,7 +60,7 @@ def test_worker_batches_equal_thread_batches(toy_stores, examples, workers):
     # the batches handed out are copies: the slots are reused without touching them
     assert not any(np.shares_memory(got[0]["signal"], b["signal"]) for b in got[1:])
     # a second epoch through the same pool, fewer keys (no meta/gencode) and a row slice
-    from factornet_jax.pipeline import BatchSpec
+    from factornet_jax.batches import BatchSpec
     plain = BatchSpec(SEQ_LEN, False, False)
     for rows in (None, slice(4, 8)):
         expected = list(loader(toy_stores, examples, plain, threads=0, rows=rows))

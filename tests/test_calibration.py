@@ -109,7 +109,7 @@ def test_draw_reliability_writes_a_png(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tiny_stores, tmp_path_factory):
     """One tiny single-task run: its model dir holds calibration.json."""
-    from factornet_jax.config import TrainConfig
+    from factornet_jax.train_config import TrainConfig
     from factornet_jax.training import train_and_evaluate
     out = tmp_path_factory.mktemp("calibrated") / "model"
     config = TrainConfig(inputs=tuple(str(p) for p in tiny_stores["cell_stores"]), output=str(out),

@@ -2,7 +2,7 @@
 motif is the one FactorNet's load_motif_db would key by the TF name (last MOTIF word, last wins)."""
 import numpy as np
 
-from factornet_jax.config import TrainConfig
+from factornet_jax.train_config import TrainConfig
 from factornet_jax.meme import Motif, write_meme
 from factornet_jax.model import ModelConfig, init_params, motif_kernel
 from factornet_jax.training import _inject_motifs

@@ -384,7 +384,7 @@ def test_train_o_refuses_a_finished_run(finished_run, tmp_path, tiny_stores, cap
 # ------------------------------------------------------------------ no silent substitution
 
 def test_unknown_train_setting_is_an_error_naming_it(tmp_path, tiny_stores, capsys, places):
-    from factornet_jax.config import TrainConfig
+    from factornet_jax.train_config import TrainConfig
     from factornet_jax.errors import ConfigError
     config = TrainConfig(inputs=("a.zarr",))
     assert TrainConfig.from_dict({**config.to_dict(), "model_type": "multiTask"}) == config

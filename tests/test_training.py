@@ -1,4 +1,4 @@
-"""`train run` end to end on the toy dataset of test_pipeline.py (DGF high inside the peaks).
+"""`train run` end to end on the toy dataset of test_batches.py (DGF high inside the peaks).
 
 Every run here uses a tiny model (L 200, w 20, k 4, r 4, d 8, batch 8, a few steps). Runs whose
 compiled programs are identical (same shapes and learning rate) share a persistent compilation
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_pipeline import TOY_META, TOY_TFS, build_toy_dataset, oracle_gencode
+from test_batches import TOY_META, TOY_TFS, build_toy_dataset, oracle_gencode
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING_KEYS = ("seconds", "samples_per_second")
@@ -46,7 +46,7 @@ def toy(tmp_path_factory):
 
 
 def make_config(toy, output, **changes):
-    from factornet_jax.config import TrainConfig
+    from factornet_jax.train_config import TrainConfig
     base = TrainConfig(inputs=tuple(str(p) for p in toy["stores"]), output=str(output),
                        valid_chroms=("chr11",), test_chroms=("chr1",), epochs=2, learning_rate=0.01,
                        seq_len=200, kernel_width=20, kernels=4, recurrent=4, dense=8, dropout=0.1,
@@ -57,18 +57,18 @@ def make_config(toy, output, **changes):
 def run(config, overwrite=False):
     """train_and_evaluate with a spy on BatchLoader -> (result, log lines, train examples,
     validation examples of the last epoch)."""
-    from factornet_jax import pipeline
+    from factornet_jax import batches
     from factornet_jax.training import train_and_evaluate
     seen = {"train": [], "valid": []}
 
-    class SpyLoader(pipeline.BatchLoader):
+    class SpyLoader(batches.BatchLoader):
         def __init__(self, stores, examples, batch_size, spec, **kwargs):
             super().__init__(stores, examples, batch_size, spec, **kwargs)
             seen["train" if "max_batches" in kwargs else "valid"].append(examples)
 
     lines = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "BatchLoader", SpyLoader)
+        patch.setattr(batches, "BatchLoader", SpyLoader)
         result = train_and_evaluate(config, overwrite=overwrite,
                                     log=lambda *a, **k: lines.append(" ".join(map(str, a))))
     return result, lines, seen["train"], (seen["valid"][-1] if seen["valid"] else None)
@@ -341,7 +341,7 @@ def test_resume_after_early_stop_checkpoint_does_not_train_on(toy, tmp_path):
 
 SUBPROCESS_RUN = """
 import json, sys
-from factornet_jax.config import TrainConfig
+from factornet_jax.train_config import TrainConfig
 from factornet_jax.training import train_and_evaluate
 import jax
 assert jax.device_count() == 1, jax.devices()

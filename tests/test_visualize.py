@@ -334,7 +334,7 @@ def test_track_names_must_match_the_model(planted, tmp_path):
 @pytest.mark.skipif(os.environ.get("FACTORNET_SLOW") != "1", reason="slow: set FACTORNET_SLOW=1")
 def test_trained_kernel_matches_the_simulated_tf_motif(tmp_path):
     from factornet_jax.build import BuildRequest, build_stores
-    from factornet_jax.config import TrainConfig
+    from factornet_jax.train_config import TrainConfig
     from factornet_jax.meme import find_motif
     from factornet_jax.simulate import SimulationConfig, simulate
     from factornet_jax.training import train_and_evaluate

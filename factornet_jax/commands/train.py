@@ -53,7 +53,7 @@ def add_arguments(parser):
 
 
 def config_from_args(args):
-    from factornet_jax.config import TrainConfig
+    from factornet_jax.train_config import TrainConfig
     return TrainConfig(
         inputs=tuple(args.inputdirs), output=output_from_args(args)[0],
         valid_inputs=tuple(args.validinputdirs), valid_chroms=tuple(args.validchroms),

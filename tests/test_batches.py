@@ -1,4 +1,4 @@
-"""Training examples and batches (pipeline.py) against oracles computed on per-base masks.
+"""Training examples and batches (batches.py) against oracles computed on per-base masks.
 
 The toy dataset is written here with known peaks, blacklist and GENCODE annotations, so every
 label, exclusion and flag can be recomputed independently of labels.py / intervals.py.
@@ -179,7 +179,7 @@ def split_by_cell(examples, k):
 # ------------------------------------------------------------------ TrainingData, multi-task
 
 def test_multitask_examples_match_oracle(toy, toy_stores):
-    from factornet_jax.pipeline import TrainingData
+    from factornet_jax.batches import TrainingData
     chroms = ["chr1", "chr2"]
     data = TrainingData(toy_stores, chroms, SEQ_LEN, factor=None, seed=3)
     assert data.tasks == list(TOY_TFS)
@@ -214,7 +214,7 @@ def test_multitask_examples_match_oracle(toy, toy_stores):
 def test_multitask_windows_shift_by_up_to_20_bp_each_read(toy_stores):
     """FactorNet shift_size = 20: every multi-task row, positive or negative, training or
     validation, moves by a uniform integer in [-20, 20] each time it is read."""
-    from factornet_jax.pipeline import TrainingData
+    from factornet_jax.batches import TrainingData
     data = TrainingData(toy_stores, ["chr1", "chr2"], SEQ_LEN, factor=None, seed=3)
     fixed = data.examples(np.random.default_rng(7), shift=False)
     moved = data.examples(np.random.default_rng(7))
@@ -244,7 +244,7 @@ def test_multitask_windows_shift_by_up_to_20_bp_each_read(toy_stores):
 
 
 def test_epoch_examples_deterministic_per_seed_and_epoch(toy, toy_stores):
-    from factornet_jax.pipeline import TrainingData
+    from factornet_jax.batches import TrainingData
     a = TrainingData(toy_stores, ["chr2"], SEQ_LEN, seed=5)
     b = TrainingData(toy_stores, ["chr2"], SEQ_LEN, seed=5)
     other_seed = TrainingData(toy_stores, ["chr2"], SEQ_LEN, seed=6)
@@ -272,7 +272,7 @@ def _usable_peaks(toy, cell, tf, chrom):
 
 @pytest.mark.parametrize("negatives", [1, 3])
 def test_singletask_examples_match_oracle(toy, toy_stores, negatives):
-    from factornet_jax.pipeline import TrainingData
+    from factornet_jax.batches import TrainingData
     chroms, tf = ["chr1", "chr2"], "TFB"
     data = TrainingData(toy_stores, chroms, SEQ_LEN, factor=tf, negatives=negatives, seed=11)
     assert data.tasks == [tf]
@@ -309,7 +309,7 @@ def test_singletask_examples_match_oracle(toy, toy_stores, negatives):
 
 
 def test_singletask_jitter_changes_between_epochs(toy, toy_stores):
-    from factornet_jax.pipeline import TrainingData
+    from factornet_jax.batches import TrainingData
     data = TrainingData(toy_stores[:1], ["chr2"], SEQ_LEN, factor="TFA", seed=1)
     pos0 = np.sort(data.epoch_examples(0).bin_start[data.epoch_examples(0).labels[:, 0] == 1])
     pos1 = np.sort(data.epoch_examples(1).bin_start[data.epoch_examples(1).labels[:, 0] == 1])
@@ -327,7 +327,7 @@ def test_singletask_jitter_changes_between_epochs(toy, toy_stores):
 
 
 def test_held_out_chromosomes_never_in_examples(toy_stores):
-    from factornet_jax.pipeline import TrainingData
+    from factornet_jax.batches import TrainingData
     for factor in (None, "TFA"):
         data = TrainingData(toy_stores, ["chr2"], SEQ_LEN, factor=factor, seed=2)
         for epoch in range(3):
@@ -347,13 +347,13 @@ def oracle_gencode(toy, chroms, starts):
 
 @pytest.fixture(scope="module")
 def loader_examples(toy_stores):
-    from factornet_jax.pipeline import TrainingData
+    from factornet_jax.batches import TrainingData
     data = TrainingData(toy_stores, ["chr1", "chr2"], SEQ_LEN, seed=4)
     return data.epoch_examples(0).take(np.arange(37))   # 37 rows: last batch of 8 is padded
 
 
 def _batches(toy_stores, examples, threads, rows=None, batch_size=8):
-    from factornet_jax.pipeline import BatchLoader, BatchSpec
+    from factornet_jax.batches import BatchLoader, BatchSpec
     loader = BatchLoader(toy_stores, examples, batch_size, BatchSpec(SEQ_LEN, True, True),
                          threads=threads, prefetch=2, rows=rows)
     return list(loader)
@@ -409,7 +409,7 @@ def test_batches_identical_with_threads_and_row_slices(toy_stores, loader_exampl
 
 
 def test_batch_loader_max_batches_and_no_extras(toy_stores, loader_examples):
-    from factornet_jax.pipeline import BatchLoader, BatchSpec
+    from factornet_jax.batches import BatchLoader, BatchSpec
     loader = BatchLoader(toy_stores, loader_examples, 8, BatchSpec(SEQ_LEN, False, False), threads=2,
                          max_batches=2)
     batches = list(loader)
