@@ -202,13 +202,6 @@ def _lstm_weight_init(kind):
     return init
 
 
-def sigmoid_via_tanh(x):
-    """The logistic function as 0.5 + 0.5 tanh(x / 2): equal to 1 / (1 + exp(-x)) up to float
-    rounding, and cheaper on CPU, where the BiLSTM's gates are most of the model's time
-    (docs/BENCHMARKS.md)."""
-    return 0.5 * jnp.tanh(0.5 * x) + 0.5
-
-
 def bilstm_scan(x, w_in, w_rec, bias, cell="standard", masks=None):
     """Bidirectional LSTM over time, both directions in one lax.scan.
 
@@ -229,9 +222,12 @@ def bilstm_scan(x, w_in, w_rec, bias, cell="standard", masks=None):
     (B, T, 2H) float32: [forward_t, backward_t]; the backward direction reads the reversed
     sequence and its outputs are reversed back (Keras Bidirectional, merge_mode="concat").
     """
-    gate = hard_sigmoid if cell == "keras1" else sigmoid_via_tanh
     hidden = w_rec.shape[1]
     batch = x.shape[0]
+    # standard cell: the sigmoid gates as 0.5 + 0.5 tanh(x / 2) (the same function), all four
+    # gates in one tanh per step: the gates are most of the model's time on CPU (BENCHMARKS.md)
+    tanh_scale = jnp.concatenate([jnp.full(2 * hidden, 0.5), jnp.ones(hidden),
+                                  jnp.full(hidden, 0.5)]).astype(x.dtype)
     xs = jnp.stack([x, x[:, ::-1]], axis=0)                       # (2, B, T, F)
     # input projection of every step in one matmul, outside the scan
     if masks is None:
@@ -250,10 +246,15 @@ def bilstm_scan(x, w_in, w_rec, bias, cell="standard", masks=None):
     def step(carry, z_in):
         h, c = carry                                                # (2, B, H) each
         z = z_in + recurrent(h)
-        i = gate(z[..., :hidden])
-        f = gate(z[..., hidden:2 * hidden])
-        g = jnp.tanh(z[..., 2 * hidden:3 * hidden])
-        o = gate(z[..., 3 * hidden:])
+        if cell == "keras1":
+            i = hard_sigmoid(z[..., :hidden])
+            f = hard_sigmoid(z[..., hidden:2 * hidden])
+            g = jnp.tanh(z[..., 2 * hidden:3 * hidden])
+            o = hard_sigmoid(z[..., 3 * hidden:])
+        else:
+            t = jnp.tanh(z * tanh_scale)
+            i, f, o = (0.5 * t[..., k * hidden:(k + 1) * hidden] + 0.5 for k in (0, 1, 3))
+            g = t[..., 2 * hidden:3 * hidden]
         c = f * c + i * g
         h = o * jnp.tanh(c)
         return (h, c), h
