@@ -55,17 +55,17 @@ def run_worker(name, params, timeout=3600, root=ROOT):
     raise RuntimeError(f"worker {name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
-def make_model(work, track_names):
-    """A default-size model dir with random weights (made once)."""
+def make_model(work, track_names, seed=0):
+    """A default-size model dir with random weights (made once per seed)."""
     import jax
 
     from factornet_jax import modeldir
     from factornet_jax.model import ModelConfig, abstract_params
-    folder = Path(work) / "model_default_sizes"
+    folder = Path(work) / ("model_default_sizes" + (f"_{seed}" if seed else ""))
     if (folder / "best.npz").is_file():
         return folder
     cfg = ModelConfig(seq_len=1000, track_names=tuple(track_names))
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     params = jax.tree_util.tree_map(lambda leaf: rng.normal(0, 0.1, leaf.shape).astype(np.float32),
                                     abstract_params(cfg))
     folder.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def worker_predict(p):
     from factornet_jax.predict import predict_bed
     t0, c0 = time.perf_counter(), cpu_seconds()
     kwargs = {} if p["sharing"] == "before" else {"sharing": p["sharing"]}
-    summary = predict_bed(p["store"], p["model"], p["bed"], p["out"], overwrite=True,
+    summary = predict_bed(p["store"], p.get("models") or p["model"], p["bed"], p["out"], overwrite=True,
                           progress=False, **kwargs)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     return {"wps": summary.windows_per_second, "n": summary.n_windows, "seconds": seconds,
@@ -173,6 +173,9 @@ def main(argv=None):
     parser.add_argument("--before", type=Path, default=None, metavar="CHECKOUT",
                         help="also run the per-window prediction of an older checkout (e.g. a "
                              "`git worktree` of the commit before issue 20) in the same run")
+    parser.add_argument("--ensemble", type=int, default=5, metavar="N",
+                        help="also time an ensemble of N models against one on the simulated "
+                             "ladder (0: skip)")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -218,6 +221,21 @@ def main(argv=None):
                          f"{med['shared']['wps'] / med[other]['wps']:.2f}x wall, "
                          f"{med['shared']['wpcpu'] / med[other]['wpcpu']:.2f}x per CPU-s",
                          f"max abs score difference {diff:.1e}", ""))
+    if args.ensemble > 1:
+        members = [str(make_model(work, cs.track_names, seed)) for seed in range(args.ensemble)]
+        runs = {1: [], args.ensemble: []}
+        for rep in range(reps):
+            for k in runs:
+                log(f"ensemble of {k} (repeat {rep + 1})")
+                runs[k].append(run_worker("predict", {
+                    "store": str(store), "model": members[0], "models": members[:k],
+                    "bed": str(ladders[0]), "sharing": "auto",
+                    "out": str(work / f"pred_ensemble{k}.bedGraph.gz")}))
+        one, many = (statistics.median(r["wpcpu"] for r in runs[k]) for k in runs)
+        wall = [statistics.median(r["wps"] for r in runs[k]) for k in runs]
+        rows.append(("simulated ladder", f"ensemble: 1 vs {args.ensemble} models",
+                     f"{wall[0]:,.0f} vs {wall[1]:,.0f} windows/s ({one:,.0f} vs {many:,.0f} per CPU-s)",
+                     f"{args.ensemble} models cost {one / many:.2f}x one model's time per window", ""))
     log("profile")
     prof = run_worker("profile", {"store": str(store), "model": str(model)})
     load = os.getloadavg()[0]
