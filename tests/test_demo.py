@@ -50,7 +50,7 @@ def test_demo_runs_end_to_end_quickly(demo_run):
     proc = demo_run["proc"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert demo_run["seconds"] < TIME_LIMIT_S
-    for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):   # progress: stderr
+    for stage in ("[1/6]", "[2/6]", "[3/6]", "[4/6]", "[5/6]", "[6/6]"):   # progress: stderr
         assert stage in proc.stderr and stage not in proc.stdout
     assert "epoch 1:" in proc.stderr and "epoch 1:" not in proc.stdout
     assert "demo finished" in proc.stdout                              # results: stdout
@@ -81,6 +81,11 @@ def test_demo_outputs(demo_run):
     assert [p[:3] for p in prediction] == [b[:3] for b in ladder]
     scores = np.array([float(p[3]) for p in prediction])
     assert np.all((scores >= 0) & (scores <= 1)) and scores.std() > 0
+    # sites at a 10% target FDR, or (a 5-step model may reach no such threshold) a warning
+    sites = out / "predictions" / f"{HELD_OUT}.{TF}.sites.narrowPeak"
+    assert sites.is_file() or "call skipped" in demo_run["proc"].stderr
+    if sites.is_file():
+        assert "sites at a 10% target FDR" in demo_run["proc"].stdout
 
 
 def test_demo_report_matches_independent_scoring(demo_run):
