@@ -396,11 +396,6 @@ class BedBlock:
         return len(self.starts)
 
 
-def _open_bed(path):
-    """Binary handle of a plain or gzipped BED."""
-    return open_maybe_gzip(path, "BED file")
-
-
 def _bad_line(path, line_no, line):
     """Raise the InputFileError that explains why one BED line does not parse."""
     fields = line.split()
@@ -462,14 +457,12 @@ def _decodes(line):
     return True
 
 
-def iter_bed_blocks(path, block_lines=BED_BLOCK_LINES):
-    """Yield BedBlocks of at most `block_lines` file lines each, in file order.
-
-    Memory stays bounded by one block whatever the file size. Errors (missing file, truncated
-    gzip, malformed line) are InputFileErrors naming the file and line.
-    """
+def raw_line_blocks(path, what="file", block_lines=BED_BLOCK_LINES):
+    """Yield (first line number, [raw byte lines]) of a plain or gzipped text file, at most
+    `block_lines` lines at a time, in file order (BED, VCF: the streamed readers' one loop).
+    A truncated or corrupt gzip is an InputFileError naming the line where it broke."""
     line_no = 1
-    with _open_bed(path) as handle:
+    with open_maybe_gzip(path, what) as handle:
         while True:
             try:
                 raw = list(itertools.islice(handle, block_lines))
@@ -478,8 +471,18 @@ def iter_bed_blocks(path, block_lines=BED_BLOCK_LINES):
                                            "it again", line_no) from None
             if not raw:
                 return
-            yield _parse_block(path, raw, line_no)
+            yield line_no, raw
             line_no += len(raw)
+
+
+def iter_bed_blocks(path, block_lines=BED_BLOCK_LINES):
+    """Yield BedBlocks of at most `block_lines` file lines each, in file order.
+
+    Memory stays bounded by one block whatever the file size. Errors (missing file, truncated
+    gzip, malformed line) are InputFileErrors naming the file and line.
+    """
+    for line_no, raw in raw_line_blocks(path, "BED file", block_lines):
+        yield _parse_block(path, raw, line_no)
 
 
 @dataclass

@@ -280,8 +280,8 @@ def build_calibration(stores, examples, probs, tasks, seq_len, seed):
 
 def write_calibration(model_dir, data):
     """Write calibration.json into a model dir (atomically)."""
-    from factornet_jax.outputs import write_text_atomically
-    text = json.dumps(_json_ready(data), indent=1, allow_nan=False)
+    from factornet_jax.outputs import json_ready, write_text_atomically
+    text = json.dumps(json_ready(data), indent=1, allow_nan=False)
     write_text_atomically(Path(model_dir) / CALIBRATION_NAME, text + "\n")
 
 
@@ -414,16 +414,3 @@ def draw_reliability(entries, path):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def _json_ready(value):
-    """NaN -> None (JSON null), numpy scalars -> Python, recursively."""
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value

@@ -46,7 +46,7 @@ from factornet_jax.bed import (chrom_naming_hint, is_data_line, open_maybe_gzip,
                                read_bed)
 from factornet_jax.errors import ConfigError, InputFileError
 from factornet_jax.intervals import IntervalSet
-from factornet_jax.outputs import REPORT, check_output, write_dir_atomically
+from factornet_jax.outputs import REPORT, check_output, json_ready, write_dir_atomically
 from factornet_jax.progress import Progress
 
 REPORT_FORMAT = "factornet-jax/evaluation"
@@ -559,17 +559,6 @@ def draw_curves(scored, report, folder):
 
 # ------------------------------------------------------------------------ report folder
 
-def _json_ready(value):
-    """NaN -> None (JSON null), recursively."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
-
-
 def _write_tsv(path, header, rows):
     path.write_text("".join("\t".join(r) + "\n" for r in [header] + list(rows)))
 
@@ -597,27 +586,11 @@ def dnase_track(store, track=None):
                       f"{', '.join(store.track_names)}; name one with --baseline-track")
 
 
-def pwm_max(genome, chroms, starts, ends, pwm, chunk=8192):
-    """(n,) float64 best log2-odds score of `pwm` over each interval, both strands
-    (`meme.scan_max`, uniform background, pseudocount 0.01); read `chunk` intervals at a time
-    from an open genome store (bases past a chromosome end are N and score 0)."""
-    from factornet_jax.meme import scan_max
-    chroms, starts, ends = np.asarray(chroms), np.asarray(starts, np.int64), np.asarray(ends, np.int64)
-    out = np.zeros(len(starts))
-    for width in np.unique(ends - starts):
-        rows = np.flatnonzero(ends - starts == width)
-        for lo in range(0, len(rows), chunk):
-            sel = rows[lo:lo + chunk]
-            codes = genome.fetch_codes_batch(chroms[sel], starts[sel], int(width), pad=True)
-            out[sel] = scan_max(codes, pwm, onehot=False)
-    return out
-
-
 def baseline_scores(request, prediction_path, labels, chroms=None):
     """The baseline rows over the bins of `prediction_path`: a list of PredictionScores
     (DNase mean, and PWM max with a motif database), labelled with `labels` (dict chrom ->
     labels of those bins, from `score_predictions`)."""
-    from factornet_jax.baselines import track_mean
+    from factornet_jax.baselines import pwm_max, track_mean
     from factornet_jax.meme import factornet_motif, find_motif, read_meme
     from factornet_jax.reader import open_cell_store
     if request.motif_db is not None and request.tf is None:
@@ -685,7 +658,7 @@ def evaluate(prediction_paths, peaks_path, report_dir, relaxed_path=None, chroms
         report["plots"] = []
 
     def write_contents(folder):
-        text = json.dumps(_json_ready(report), indent=2, allow_nan=False)
+        text = json.dumps(json_ready(report), indent=2, allow_nan=False)
         (folder / "metrics.json").write_text(text + "\n")
         _write_tsv(folder / "metrics.tsv", TABLE_COLUMNS, table_rows(report))
         if report["bootstrap"]:

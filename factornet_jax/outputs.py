@@ -32,6 +32,7 @@ import glob
 import gzip
 import hashlib
 import json
+import math
 import os
 import shutil
 import struct
@@ -40,6 +41,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from factornet_jax.bed import GZIP_MAGIC
 from factornet_jax.errors import InputFileError, OutputError
@@ -51,6 +54,20 @@ PREDICTION_COMMENT = "factornet-jax/predict v1"   # gzip FCOMMENT of a predictio
 MODEL_DIR_ENTRIES = frozenset({"config.json", "best.npz", "final.npz", "history.json", "chip.txt",
                                "feature.txt", "bigwig.txt", "meta.txt", "calibration.json",
                                "signal_profile.json"})
+
+
+def json_ready(value):
+    """A value ready for json.dumps(allow_nan=False): NaN -> None (JSON null), numpy
+    scalars -> Python numbers, recursively through dicts, lists and tuples."""
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
 
 
 # ------------------------------------------------------------------ what is ours

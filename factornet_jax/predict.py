@@ -61,6 +61,7 @@ from factornet_jax.outputs import (PREDICTION, MarkedGzipWriter, bigwig_kind, ch
                                    replace_path)
 from factornet_jax.batches import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
 from factornet_jax.progress import Progress
+from factornet_jax.steps import check_compute_settings
 
 # Windows per device per compiled call when none is asked for: on CPU small batches are about
 # twice as cheap per window (their activations stay in cache; docs/BENCHMARKS.md section 5),
@@ -598,12 +599,7 @@ def _check_settings(batch_size, threads, loader_processes, compute_dtype, model_
                     block_lines):
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch {batch_size}: must be at least 1")
-    if threads < 1:
-        raise ConfigError(f"--threads {threads}: must be at least 1")
-    if loader_processes < 0:
-        raise ConfigError(f"--loader-processes {loader_processes}: must be 0 or more")
-    if compute_dtype not in ("float32", "bfloat16"):
-        raise ConfigError(f"--dtype {compute_dtype}: must be float32 or bfloat16")
+    check_compute_settings(threads, loader_processes, compute_dtype)
     if block_lines < 1:
         raise ConfigError(f"--block-lines {block_lines}: must be at least 1")
     if not model_dirs:

@@ -15,6 +15,21 @@ from typing import NamedTuple
 import numpy as np
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_compute_settings(threads, loader_processes, compute_dtype):
+    """ConfigError (one line naming the flag) for --threads, --loader-processes or --dtype
+    values no run can use (predict, variants)."""
+    from factornet_jax.errors import ConfigError
+    if threads < 1:
+        raise ConfigError(f"--threads {threads}: must be at least 1")
+    if loader_processes < 0:
+        raise ConfigError(f"--loader-processes {loader_processes}: must be 0 or more")
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError(f"--dtype {compute_dtype}: must be float32 or bfloat16")
+
+
 class TrainState(NamedTuple):
     params: dict
     opt_state: tuple

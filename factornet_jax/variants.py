@@ -66,12 +66,13 @@ from pathlib import Path
 import numpy as np
 
 from factornet_jax.batch_processes import batch_workers
+from factornet_jax.batches import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
 from factornet_jax.errors import ConfigError, FactorNetError
 from factornet_jax.fasta import codes_to_onehot
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
 from factornet_jax.outputs import OutputKind, check_output, write_dir_atomically
-from factornet_jax.batches import BatchAssembler, BatchSpec, Examples, empty_batch, ordered_map
 from factornet_jax.progress import Progress
+from factornet_jax.steps import check_compute_settings
 from factornet_jax.vcf import (BLOCK_LINES, MAX_ALLELE_LEN, VcfCounts, allele_codes, check_refs,
                                iter_vcf_blocks)
 
@@ -531,12 +532,7 @@ def plan_block(block, geometry):
 def _check_inputs(batch_size, threads, loader_processes, compute_dtype, top):
     if batch_size is not None and batch_size < 2:
         raise ConfigError(f"--batch {batch_size}: must be at least 2 (a REF and an ALT window)")
-    if threads < 1:
-        raise ConfigError(f"--threads {threads}: must be at least 1")
-    if loader_processes < 0:
-        raise ConfigError(f"--loader-processes {loader_processes}: must be 0 or more")
-    if compute_dtype not in ("float32", "bfloat16"):
-        raise ConfigError(f"--dtype {compute_dtype}: must be float32 or bfloat16")
+    check_compute_settings(threads, loader_processes, compute_dtype)
     if top < 0:
         raise ConfigError(f"--top {top}: must be 0 or more")
 

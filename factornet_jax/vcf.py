@@ -33,14 +33,11 @@ Errors (InputFileError naming the file and line)
 from __future__ import annotations
 
 import functools
-import gzip
-import itertools
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from factornet_jax.bed import open_maybe_gzip, unknown_chrom_message
+from factornet_jax.bed import raw_line_blocks, unknown_chrom_message
 from factornet_jax.errors import InputFileError
 
 BLOCK_LINES = 20_000        # VCF lines per block (memory is bounded by one block)
@@ -207,18 +204,9 @@ def iter_vcf_blocks(path, chrom_sizes=None, max_allele_len=MAX_ALLELE_LEN,
     when the file holds no record at all.
     """
     counts = VcfCounts() if counts is None else counts
-    line_no, records_before = 1, counts.records
-    with open_maybe_gzip(path, "VCF file") as handle:
-        while True:
-            try:
-                raw = list(itertools.islice(handle, block_lines))
-            except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
-                raise InputFileError(path, "truncated or corrupt gzip file; compress or download "
-                                           "it again", line_no) from None
-            if not raw:
-                break
-            yield _parse_lines(path, raw, line_no, chrom_sizes, max_allele_len, counts)
-            line_no += len(raw)
+    records_before = counts.records
+    for line_no, raw in raw_line_blocks(path, "VCF file", block_lines):
+        yield _parse_lines(path, raw, line_no, chrom_sizes, max_allele_len, counts)
     if counts.records == records_before:
         raise InputFileError(path, "no variant records found; expected VCF lines "
                                    "CHROM POS ID REF ALT QUAL FILTER INFO after the # header")
