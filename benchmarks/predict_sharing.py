@@ -24,7 +24,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import run  # noqa: E402
 from run import ensure_sim, ensure_stores, log, machine_line, vm_hwm_mb  # noqa: E402
 
 ROOT = HERE.parent
@@ -46,13 +46,7 @@ def cpu_seconds():
 
 def run_worker(name, params, timeout=3600, root=ROOT):
     """`name` in a fresh interpreter importing factornet_jax from `root`; its result dict."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, json.dumps(params)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(root)})
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"worker {name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return run.run_worker(name, params, timeout, root, script=__file__)
 
 
 def make_model(work, track_names, seed=0):

@@ -70,11 +70,12 @@ def vm_hwm_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_worker(name, params, timeout=1800):
-    """Run `name` in a fresh interpreter; returns its result dict."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, json.dumps(params)]
+def run_worker(name, params, timeout=1800, root=ROOT, script=None):
+    """Run `name` of `script` (this file) in a fresh interpreter importing factornet_jax from
+    `root`; returns its result dict."""
+    cmd = [sys.executable, str(Path(script or __file__).resolve()), "--worker", name, json.dumps(params)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(root)})
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])

@@ -2,9 +2,9 @@
 the -o/-oc rules, the errors, and calls against labels on simulated data."""
 import gzip
 import json
-from pathlib import Path
 
 import numpy as np
+from conftest import write_text_file
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -20,13 +20,8 @@ def cli(argv):
 
 
 def write_bedgraph(path, chroms, starts, ends, scores):
-    text = "".join(f"{c}\t{s}\t{e}\t{v:.6g}\n" for c, s, e, v in zip(chroms, starts, ends, scores))
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wt") as handle:
-            handle.write(text)
-    else:
-        Path(path).write_text(text)
-    return path
+    return write_text_file(path, "".join(f"{c}\t{s}\t{e}\t{v:.6g}\n"
+                                         for c, s, e, v in zip(chroms, starts, ends, scores)))
 
 
 # ---------------------------------------------------------------- merging
