@@ -32,6 +32,7 @@ from .errors import InputFileError
 PEAK_DTYPE = np.dtype([("chrom", "U64"), ("start", "i8"), ("end", "i8"), ("summit", "i8")])
 
 GZIP_MAGIC = b"\x1f\x8b"  # first bytes of every gzip (and bgzip) file
+TRUNCATED_GZIP = "truncated or corrupt gzip file; download or compress it again"
 _MAX_CHROM_NAME = 64
 SKIP_PREFIXES = ("track", "browser", "#")  # BED/bedGraph header and comment lines
 # narrowPeak keeps its summit offset in column 10; BED12 uses column 10 for blockCount.
@@ -55,7 +56,7 @@ def read_text(path) -> str:
             raw = gzip.decompress(raw)
         except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
             raise InputFileError(
-                path, "truncated or corrupt gzip file; download or compress it again"
+                path, TRUNCATED_GZIP
             ) from None
     try:
         return raw.decode("utf-8")
@@ -417,12 +418,7 @@ def _bad_line(path, line_no, line):
 
 def _parse_block(path, raw_lines, first_line):
     """Raw byte lines -> BedBlock of the data lines (track/browser/# and blank lines skipped)."""
-    try:
-        text = [line.decode("utf-8") for line in raw_lines]
-    except UnicodeDecodeError:
-        bad = next(i for i, line in enumerate(raw_lines) if not _decodes(line))
-        raise InputFileError(path, "not a text file (undecodable bytes)",
-                             first_line + bad) from None
+    text = decode_lines(path, raw_lines, first_line)
     keep = [i for i, line in enumerate(text) if is_data_line(line)]
     fields = [text[i].split(None, 3) for i in keep]
     lines = first_line + np.asarray(keep, np.int64)
@@ -449,12 +445,19 @@ def _parse_block(path, raw_lines, first_line):
     return BedBlock(chroms, starts, ends, lines)
 
 
-def _decodes(line):
+def decode_lines(path, raw_lines, first_line):
+    """Byte lines -> str lines (UTF-8); undecodable bytes are an InputFileError naming their
+    line (`first_line` is the file line number of raw_lines[0])."""
     try:
-        line.decode("utf-8")
+        return [line.decode("utf-8") for line in raw_lines]
     except UnicodeDecodeError:
-        return False
-    return True
+        for offset, line in enumerate(raw_lines):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputFileError(path, "not a text file (undecodable bytes)",
+                                     first_line + offset) from None
+        raise
 
 
 def raw_line_blocks(path, what="file", block_lines=BED_BLOCK_LINES):
@@ -467,8 +470,7 @@ def raw_line_blocks(path, what="file", block_lines=BED_BLOCK_LINES):
             try:
                 raw = list(itertools.islice(handle, block_lines))
             except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
-                raise InputFileError(path, "truncated or corrupt gzip file; compress or download "
-                                           "it again", line_no) from None
+                raise InputFileError(path, TRUNCATED_GZIP, line_no) from None
             if not raw:
                 return
             yield line_no, raw

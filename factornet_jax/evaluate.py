@@ -29,9 +29,6 @@ complete and an earlier one stays whole until the new one is. Beside them:
 """
 from __future__ import annotations
 
-import gzip
-import io
-import itertools
 import json
 import math
 import re
@@ -42,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from factornet_jax import bootstrap, calibration, metrics
-from factornet_jax.bed import (chrom_naming_hint, is_data_line, open_maybe_gzip, other_chrom_name,
-                               read_bed)
+from factornet_jax.bed import (chrom_naming_hint, decode_lines, is_data_line, other_chrom_name,
+                               raw_line_blocks, read_bed)
 from factornet_jax.errors import ConfigError, InputFileError
 from factornet_jax.intervals import IntervalSet
 from factornet_jax.outputs import REPORT, check_output, json_ready, write_dir_atomically
@@ -66,11 +63,6 @@ TABLE_COLUMNS = ("prediction", "chroms", "auROC", "auPRC", "recall_at_50fdr", "r
 
 
 # ------------------------------------------------------------------------ predictions
-
-def _open_text(path):
-    """Text handle of a plain or gzipped prediction file."""
-    return io.TextIOWrapper(open_maybe_gzip(path, "prediction file"), encoding="utf-8")
-
 
 def _line_problem(line):
     """Why one bedGraph data line is malformed, or None if it parses."""
@@ -160,27 +152,16 @@ def read_predictions(path, chroms=None):
     wanted = None if chroms is None else set(chroms)
     seen = set()
     parts = {}
-    line_no = 1
-    try:
-        with _open_text(path) as handle, Progress(f"reading {Path(path).name}", unit="lines") as bar:
-            while True:
-                raw_lines = list(itertools.islice(handle, _BLOCK_LINES))
-                if not raw_lines:
-                    break
-                names, rows = _parse_block(path, raw_lines, line_no, wanted, seen)
-                line_no += len(raw_lines)
-                bar.update(len(raw_lines))
-                if not len(rows):
-                    continue
-                # files are grouped by chromosome: split the block into runs of one chromosome
-                cuts = np.flatnonzero(names[1:] != names[:-1]) + 1
-                for run_names, run_rows in zip(np.split(names, cuts), np.split(rows, cuts)):
-                    parts.setdefault(str(run_names[0]), []).append(run_rows)
-    except (EOFError, gzip.BadGzipFile, zlib.error):
-        raise InputFileError(path, "truncated or corrupt gzip file; write or download it again",
-                             line_no) from None
-    except UnicodeDecodeError:
-        raise InputFileError(path, "not a text file (undecodable bytes)", line_no) from None
+    with Progress(f"reading {Path(path).name}", unit="lines") as bar:
+        for line_no, raw in raw_line_blocks(path, "prediction file", _BLOCK_LINES):
+            names, rows = _parse_block(path, decode_lines(path, raw, line_no), line_no, wanted, seen)
+            bar.update(len(raw))
+            if not len(rows):
+                continue
+            # files are grouped by chromosome: split the block into runs of one chromosome
+            cuts = np.flatnonzero(names[1:] != names[:-1]) + 1
+            for run_names, run_rows in zip(np.split(names, cuts), np.split(rows, cuts)):
+                parts.setdefault(str(run_names[0]), []).append(run_rows)
     if not parts and not seen:
         raise InputFileError(path, "no predicted bins; expected bedGraph lines "
                                    "'chrom start end score'")
