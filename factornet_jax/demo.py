@@ -92,9 +92,9 @@ def run_demo(config: DemoConfig, overwrite=False, log=print, progress=None):
         progress(f"[5/6] evaluate against {held_out}'s {config.tf} peaks, with the mean DNase "
                  "signal of the same bins as a baseline")
         names["baseline"] = Path("predictions") / f"{held_out}.DNase_mean.bedGraph.gz"
-        write_track_mean_bedgraph(open_cell_store(store[held_out]),
-                                  read_predictions(root / names["prediction"]), DNASE_TRACK,
-                                  root / names["baseline"])
+        with open_cell_store(store[held_out]) as held_out_store:
+            write_track_mean_bedgraph(held_out_store, read_predictions(root / names["prediction"]),
+                                      DNASE_TRACK, root / names["baseline"])
         cell_files = sim.cells[held_out]
         found["report"] = evaluate([str(root / names["prediction"]), str(root / names["baseline"])],
                                    str(cell_files.conservative[config.tf]),

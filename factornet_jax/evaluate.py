@@ -590,7 +590,7 @@ def baseline_scores(request, prediction_path, labels, chroms=None):
                           "evaluated cell line")
     order = list(labels)
     digest = {c: _digest(bins[c]) for c in order}
-    with Progress("baselines", total=len(order), unit="chrom") as bar:
+    with store, Progress("baselines", total=len(order), unit="chrom") as bar:
         mean, best = {}, {}
         for chrom in order:
             b = bins[chrom]

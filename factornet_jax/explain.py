@@ -549,8 +549,9 @@ def explain(config: ExplainConfig, progress=None) -> ExplainSummary:
                 np.asarray(arrays["hypothetical"][:]), np.asarray(arrays["actual"][:]),
                 np.asarray(arrays["onehot"][:]), database, folder / "motifs", seed=config.seed)
 
-    write_dir_atomically(config.out, config.overwrite, write_contents, EXPLANATION,
-                         inputs + (store.path,))
+    with store:   # closes its open shard files and decode threads at the end
+        write_dir_atomically(config.out, config.overwrite, write_contents, EXPLANATION,
+                             inputs + (store.path,))
     gaps = found["gaps"]
     return ExplainSummary(str(config.out), tf, config.method, n, time.perf_counter() - began,
                           found["rate"], float(gaps.max()), float(np.median(gaps)), found["plots"],

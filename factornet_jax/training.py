@@ -294,154 +294,159 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print, on_epoch
             raise ConfigError("--lstm cudnn cannot apply the BiLSTM's input/recurrent dropout; "
                               "train with --lstm scan, or add --lstm-dropout 0")
     stores = open_stores(config.inputs, config.stores_dir, "-i")
-    valid_stores = open_stores(config.valid_inputs, config.stores_dir, "-vi") if config.valid_inputs else stores
-    if valid_stores is not stores:
-        for what, attr, needed in (("track names", "track_names", True),
-                                   ("TFs", "tfs", config.factor is None),
-                                   ("meta names", "meta_names", config.meta)):
-            if needed and getattr(valid_stores[0], attr) != getattr(stores[0], attr):
-                raise FactorNetError(f"-vi: {what} {getattr(valid_stores[0], attr)} differ from the "
-                                     f"training stores' {getattr(stores[0], attr)}")
-    check_stores(config, stores, "-i")
-    check_stores(config, valid_stores, "-vi")
-    held_out = set(config.valid_chroms) | set(config.test_chroms)
-    train_chroms = [c for c in stores[0].chrom_sizes if c not in held_out]
-    if not train_chroms:
-        raise FactorNetError("-v/-t leave no chromosome to train on")
+    valid_stores = stores
+    try:
+        valid_stores = open_stores(config.valid_inputs, config.stores_dir, "-vi") if config.valid_inputs else stores
+        if valid_stores is not stores:
+            for what, attr, needed in (("track names", "track_names", True),
+                                       ("TFs", "tfs", config.factor is None),
+                                       ("meta names", "meta_names", config.meta)):
+                if needed and getattr(valid_stores[0], attr) != getattr(stores[0], attr):
+                    raise FactorNetError(f"-vi: {what} {getattr(valid_stores[0], attr)} differ from the "
+                                         f"training stores' {getattr(stores[0], attr)}")
+        check_stores(config, stores, "-i")
+        check_stores(config, valid_stores, "-vi")
+        held_out = set(config.valid_chroms) | set(config.test_chroms)
+        train_chroms = [c for c in stores[0].chrom_sizes if c not in held_out]
+        if not train_chroms:
+            raise FactorNetError("-v/-t leave no chromosome to train on")
 
-    n_devices = jax.device_count()
-    if config.batch_size % n_devices:
-        raise ConfigError(f"--batch-size {config.batch_size} must be a multiple of the device "
-                          f"count ({n_devices})")
-    n_proc, pid = jax.process_count(), jax.process_index()
-    is_writer = pid == 0
-    # prepare_output only checks: the first write comes at the end of epoch 1, after everything
-    # below (examples, model, motifs) has been checked too.
-    inputs = [*config.inputs, *config.valid_inputs, config.motif_db,
-              *{p for s in [*stores, *valid_stores] for p in (s.path, s.genome.path)}]
-    resume = prepare_output(config, overwrite, inputs) if is_writer else False
-    if n_proc > 1:  # every process resumes (or not) as process 0 decided
-        from jax.experimental import multihost_utils
-        resume = bool(multihost_utils.broadcast_one_to_all(np.int32(resume)))
+        n_devices = jax.device_count()
+        if config.batch_size % n_devices:
+            raise ConfigError(f"--batch-size {config.batch_size} must be a multiple of the device "
+                              f"count ({n_devices})")
+        n_proc, pid = jax.process_count(), jax.process_index()
+        is_writer = pid == 0
+        # prepare_output only checks: the first write comes at the end of epoch 1, after everything
+        # below (examples, model, motifs) has been checked too.
+        inputs = [*config.inputs, *config.valid_inputs, config.motif_db,
+                  *{p for s in [*stores, *valid_stores] for p in (s.path, s.genome.path)}]
+        resume = prepare_output(config, overwrite, inputs) if is_writer else False
+        if n_proc > 1:  # every process resumes (or not) as process 0 decided
+            from jax.experimental import multihost_utils
+            resume = bool(multihost_utils.broadcast_one_to_all(np.int32(resume)))
 
-    data = TrainingData(stores, train_chroms, config.seq_len, config.factor, config.negatives, config.seed,
-                        shift=config.shift)
-    valid_data = TrainingData(valid_stores, list(config.valid_chroms), config.seq_len, config.factor,
-                              config.negatives, config.seed, role="validation", shift=config.shift)
-    tasks = data.tasks
-    valid_examples = valid_data.validation_examples()
-    model_cfg = model_config_for(config, stores, tasks)
-    features = ["bigwig"] + (["meta"] if config.meta else []) + (["gencode"] if config.gencode else [])
-    model_dir = run_dir(config, overwrite)
+        data = TrainingData(stores, train_chroms, config.seq_len, config.factor, config.negatives, config.seed,
+                            shift=config.shift)
+        valid_data = TrainingData(valid_stores, list(config.valid_chroms), config.seq_len, config.factor,
+                                  config.negatives, config.seed, role="validation", shift=config.shift)
+        tasks = data.tasks
+        valid_examples = valid_data.validation_examples()
+        model_cfg = model_config_for(config, stores, tasks)
+        features = ["bigwig"] + (["meta"] if config.meta else []) + (["gencode"] if config.gencode else [])
+        model_dir = run_dir(config, overwrite)
 
-    def start_model_dir():
-        """The first write of the run (process 0, at its first checkpoint): config.json first,
-        so the folder is recognisably ours from its first file."""
-        open_run_dir(model_dir, fresh=not resume)
-        modeldir.write_config(model_dir, modeldir.make_config(
-            model_cfg, tasks, stores[0].track_names, stores[0].meta_names if config.meta else (),
-            features, train={**config.to_dict(), "model_type": config.model_type},
-            stores=[{"path": s.path, "fingerprint": s.genome.fingerprint} for s in stores]))
-        modeldir.write_factornet_files(model_dir, tasks, stores[0].track_names,
-                                       stores[0].meta_names if config.meta else (), features)
-        _write_json(model_dir / STATE_FILE, {"finished": False, "run": config.run_identity()})
+        def start_model_dir():
+            """The first write of the run (process 0, at its first checkpoint): config.json first,
+            so the folder is recognisably ours from its first file."""
+            open_run_dir(model_dir, fresh=not resume)
+            modeldir.write_config(model_dir, modeldir.make_config(
+                model_cfg, tasks, stores[0].track_names, stores[0].meta_names if config.meta else (),
+                features, train={**config.to_dict(), "model_type": config.model_type},
+                stores=[{"path": s.path, "fingerprint": s.genome.fingerprint} for s in stores]))
+            modeldir.write_factornet_files(model_dir, tasks, stores[0].track_names,
+                                           stores[0].meta_names if config.meta else (), features)
+            _write_json(model_dir / STATE_FILE, {"finished": False, "run": config.run_identity()})
 
-    model = make_model(model_cfg, config.lstm_backend)
-    params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
-    if config.motif:
-        params = _inject_motifs(params, config, tasks, log)
-    tx = keras1_adam(config.learning_rate, **KERAS1_ADAM)
-    mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-    train_step, eval_step, data_sharding, replicated = make_steps(model, tx, mesh, config.compute_dtype)
-    started = resume        # the model dir exists already (nothing is written before epoch 1 ends)
-    state = TrainState(params, tx.init(params), np.int32(0))
-    record = {"epoch": 0, "best_valid_loss": None, "best_epoch": None, "wait": 0, "history": []}
-    if resume:
-        state, record = load_checkpoint(model_dir, state)
-        log(f"resuming {model_dir} after epoch {record['epoch']}")
-    state = jax.device_put(state, replicated)
-    base_key = jax.device_put(jax.random.PRNGKey(config.seed), replicated)
+        model = make_model(model_cfg, config.lstm_backend)
+        params = init_params(model_cfg, jax.random.PRNGKey(config.seed))
+        if config.motif:
+            params = _inject_motifs(params, config, tasks, log)
+        tx = keras1_adam(config.learning_rate, **KERAS1_ADAM)
+        mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+        train_step, eval_step, data_sharding, replicated = make_steps(model, tx, mesh, config.compute_dtype)
+        started = resume        # the model dir exists already (nothing is written before epoch 1 ends)
+        state = TrainState(params, tx.init(params), np.int32(0))
+        record = {"epoch": 0, "best_valid_loss": None, "best_epoch": None, "wait": 0, "history": []}
+        if resume:
+            state, record = load_checkpoint(model_dir, state)
+            log(f"resuming {model_dir} after epoch {record['epoch']}")
+        state = jax.device_put(state, replicated)
+        base_key = jax.device_put(jax.random.PRNGKey(config.seed), replicated)
 
-    per_proc = config.batch_size // n_proc
-    rows = slice(pid * per_proc, (pid + 1) * per_proc)
-    spec = BatchSpec(config.seq_len, config.meta, config.gencode)
-    loader_args = dict(threads=config.loader_threads, prefetch=config.prefetch, rows=rows)
-    layout = BatchAssembler(stores, spec).layout(per_proc, len(tasks))
-    with batch_workers(config.loader_processes, layout, config.prefetch) as workers:
-        loader_args["workers"] = workers
-        history = record["history"]
-        # A run resumed after the checkpoint of its early-stopping epoch does not train on.
-        stopped_early = record["wait"] > config.patience
-        for epoch in range(config.epochs if stopped_early else record["epoch"], config.epochs):
-            t0 = time.perf_counter()
-            examples = data.epoch_examples(epoch)
-            loader = BatchLoader(stores, examples, config.batch_size, spec,
-                                 max_batches=config.max_steps_per_epoch, **loader_args)
-            losses = []
-            with Progress(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), unit="batch",
-                          enabled=None if is_writer else False) as bar:
-                for batch in loader:
-                    state, loss = train_step(state, global_batch(batch, data_sharding), base_key)
-                    losses.append(loss)
-                    if len(losses) % 10 == 0 or len(losses) == len(loader):
-                        # show the loss of 10 steps ago: it is computed already, so reading it
-                        # never makes the host wait for the device
-                        bar.update(10 if len(losses) % 10 == 0 else len(losses) % 10,
-                                   postfix=f"loss {float(losses[max(len(losses) - 11, 0)]):.4f}")
-            train_loss = float(np.mean(jax.device_get(losses)))
-            train_seconds = time.perf_counter() - t0
-            n_samples = min(len(loader) * config.batch_size, len(examples))
-            if not math.isfinite(train_loss):
-                raise FactorNetError(f"training loss became {train_loss} in epoch {epoch + 1}; the last "
-                                     f"good checkpoint is kept in {model_dir}; lower -lr and run with -oc")
-            probs, labels, weights = _predict_examples(
-                eval_step, state.params, valid_stores, valid_data.epoch_validation(valid_examples, epoch),
-                config.batch_size, spec, loader_args, data_sharding)
-            metrics = validation_metrics(probs, labels, weights)
-            if not math.isfinite(metrics["valid_loss"]):
-                raise FactorNetError(f"validation loss became {metrics['valid_loss']} in epoch {epoch + 1}; "
-                                     f"the last good checkpoint is kept in {model_dir}; lower -lr and "
-                                     "run with -oc")
-            metrics = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}  # JSON null
-            entry = {"epoch": epoch + 1, "train_loss": train_loss, **metrics,
-                     "seconds": round(time.perf_counter() - t0, 3),
-                     "samples_per_second": round(n_samples / max(train_seconds, 1e-9), 1),
-                     "train_samples": n_samples}
-            history.append(entry)
-            improved, stop = early_stopping_update(record, metrics["valid_loss"], epoch + 1, config.patience)
-            record["epoch"] = epoch + 1
-            if is_writer:
-                if not started:
-                    start_model_dir()
-                    started = True
-                if improved:
-                    modeldir.save_params(model_dir / "best.npz", jax.device_get(state.params))
-                modeldir.write_history(model_dir, history)
-                save_checkpoint(model_dir, state, record)
-            auprc = metrics["valid_auprc"]
-            log(f"epoch {epoch + 1}: train loss {train_loss:.4f}, valid loss {metrics['valid_loss']:.4f}, "
-                f"valid auPRC {'n/a' if auprc is None else f'{auprc:.3f}'}, "
-                f"{entry['samples_per_second']:.0f} samples/s"
-                + (" *" if improved else ""))
-            if on_epoch_end is not None:
-                on_epoch_end(entry, jax.device_get(state.params))
-            if stop:
-                stopped_early = True
-                break
-        # calibration.json: the best parameters on the validation ladder (`factornet call`)
-        from factornet_jax.calibration import record_calibration
-        record_calibration(model_dir, config, valid_stores, tasks, eval_step, spec, rows,
-                           data_sharding, is_writer, log)
-        if is_writer:   # signal_profile.json: the training cells' signal, for predict's drift check
-            from factornet_jax.drift import signal_profile, write_profiles
-            write_profiles(model_dir, {Path(s.path).name.removesuffix(".zarr"): signal_profile(s)
-                                       for s in stores})
-    if is_writer:
-        modeldir.save_params(model_dir / "final.npz", jax.device_get(state.params))
-        _write_json(model_dir / STATE_FILE, {"finished": True, "run": config.run_identity()})
-        finish_run_dir(config, model_dir, inputs)
-    return TrainResult(str(config.output), history, record["best_epoch"], record["best_valid_loss"],
-                       stopped_early, time.perf_counter() - t_start)
+        per_proc = config.batch_size // n_proc
+        rows = slice(pid * per_proc, (pid + 1) * per_proc)
+        spec = BatchSpec(config.seq_len, config.meta, config.gencode)
+        loader_args = dict(threads=config.loader_threads, prefetch=config.prefetch, rows=rows)
+        layout = BatchAssembler(stores, spec).layout(per_proc, len(tasks))
+        with batch_workers(config.loader_processes, layout, config.prefetch) as workers:
+            loader_args["workers"] = workers
+            history = record["history"]
+            # A run resumed after the checkpoint of its early-stopping epoch does not train on.
+            stopped_early = record["wait"] > config.patience
+            for epoch in range(config.epochs if stopped_early else record["epoch"], config.epochs):
+                t0 = time.perf_counter()
+                examples = data.epoch_examples(epoch)
+                loader = BatchLoader(stores, examples, config.batch_size, spec,
+                                     max_batches=config.max_steps_per_epoch, **loader_args)
+                losses = []
+                with Progress(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), unit="batch",
+                              enabled=None if is_writer else False) as bar:
+                    for batch in loader:
+                        state, loss = train_step(state, global_batch(batch, data_sharding), base_key)
+                        losses.append(loss)
+                        if len(losses) % 10 == 0 or len(losses) == len(loader):
+                            # show the loss of 10 steps ago: it is computed already, so reading it
+                            # never makes the host wait for the device
+                            bar.update(10 if len(losses) % 10 == 0 else len(losses) % 10,
+                                       postfix=f"loss {float(losses[max(len(losses) - 11, 0)]):.4f}")
+                train_loss = float(np.mean(jax.device_get(losses)))
+                train_seconds = time.perf_counter() - t0
+                n_samples = min(len(loader) * config.batch_size, len(examples))
+                if not math.isfinite(train_loss):
+                    raise FactorNetError(f"training loss became {train_loss} in epoch {epoch + 1}; the last "
+                                         f"good checkpoint is kept in {model_dir}; lower -lr and run with -oc")
+                probs, labels, weights = _predict_examples(
+                    eval_step, state.params, valid_stores, valid_data.epoch_validation(valid_examples, epoch),
+                    config.batch_size, spec, loader_args, data_sharding)
+                metrics = validation_metrics(probs, labels, weights)
+                if not math.isfinite(metrics["valid_loss"]):
+                    raise FactorNetError(f"validation loss became {metrics['valid_loss']} in epoch {epoch + 1}; "
+                                         f"the last good checkpoint is kept in {model_dir}; lower -lr and "
+                                         "run with -oc")
+                metrics = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}  # JSON null
+                entry = {"epoch": epoch + 1, "train_loss": train_loss, **metrics,
+                         "seconds": round(time.perf_counter() - t0, 3),
+                         "samples_per_second": round(n_samples / max(train_seconds, 1e-9), 1),
+                         "train_samples": n_samples}
+                history.append(entry)
+                improved, stop = early_stopping_update(record, metrics["valid_loss"], epoch + 1, config.patience)
+                record["epoch"] = epoch + 1
+                if is_writer:
+                    if not started:
+                        start_model_dir()
+                        started = True
+                    if improved:
+                        modeldir.save_params(model_dir / "best.npz", jax.device_get(state.params))
+                    modeldir.write_history(model_dir, history)
+                    save_checkpoint(model_dir, state, record)
+                auprc = metrics["valid_auprc"]
+                log(f"epoch {epoch + 1}: train loss {train_loss:.4f}, valid loss {metrics['valid_loss']:.4f}, "
+                    f"valid auPRC {'n/a' if auprc is None else f'{auprc:.3f}'}, "
+                    f"{entry['samples_per_second']:.0f} samples/s"
+                    + (" *" if improved else ""))
+                if on_epoch_end is not None:
+                    on_epoch_end(entry, jax.device_get(state.params))
+                if stop:
+                    stopped_early = True
+                    break
+            # calibration.json: the best parameters on the validation ladder (`factornet call`)
+            from factornet_jax.calibration import record_calibration
+            record_calibration(model_dir, config, valid_stores, tasks, eval_step, spec, rows,
+                               data_sharding, is_writer, log)
+            if is_writer:   # signal_profile.json: the training cells' signal, for predict's drift check
+                from factornet_jax.drift import signal_profile, write_profiles
+                write_profiles(model_dir, {Path(s.path).name.removesuffix(".zarr"): signal_profile(s)
+                                           for s in stores})
+        if is_writer:
+            modeldir.save_params(model_dir / "final.npz", jax.device_get(state.params))
+            _write_json(model_dir / STATE_FILE, {"finished": True, "run": config.run_identity()})
+            finish_run_dir(config, model_dir, inputs)
+        return TrainResult(str(config.output), history, record["best_epoch"], record["best_valid_loss"],
+                           stopped_early, time.perf_counter() - t_start)
+    finally:   # the stores' open shard files and decode threads
+        for store in {id(s): s for s in [*stores, *valid_stores]}.values():
+            store.close()
 
 
 def _predict_examples(eval_step, params, stores, examples, batch_size, spec, loader_args, sharding):

@@ -721,9 +721,13 @@ def score_variants(cell_stores, model_dir, vcf_path, out_dir, tf=None, vcf_out=F
             if chosen:
                 plot_top_variants(Path(folder) / TOP_NAME, chosen, model, stores, seq_len, cells)
 
-    with Progress("variants", total=counts.alleles * n_cells, unit="variants",
-                  enabled=progress) as bar:
-        write_dir_atomically(out_dir, overwrite, write_contents, VARIANTS, inputs)
+    try:
+        with Progress("variants", total=counts.alleles * n_cells, unit="variants",
+                      enabled=progress) as bar:
+            write_dir_atomically(out_dir, overwrite, write_contents, VARIANTS, inputs)
+    finally:   # the stores' open shard files and decode threads
+        for store in stores:
+            store.close()
     scored = totals["rows"] - totals["excluded"]
     seconds = time.perf_counter() - t_start
     scoring = max(timing.get("scoring", 0.0), 1e-9)

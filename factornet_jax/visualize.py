@@ -514,7 +514,7 @@ def visualize(cell_store, model_dir, bed_path, out_dir, chrom="chr11", motif_db=
     if len(starts) == 0:
         raise FactorNetError(f"{bed_path}: all {n_on} windows of {cfg.seq_len} bp centred on the "
                              f"intervals on {chrom} run off the chromosome")
-    with Progress(f"visualize {chrom}", total=len(starts), unit="windows") as bar:
+    with store, Progress(f"visualize {chrom}", total=len(starts), unit="windows") as bar:
         sites = collect_sites(store, model, chrom, starts, batch_size, progress=bar)
     write_dir_atomically(out_dir, overwrite,
                          lambda folder: write_outputs(folder, sites, cfg.track_names, database),
