@@ -21,7 +21,7 @@ COMMANDS = [
     (("import-keras",), "import_keras", "convert a released Keras 1 FactorNet model"),
     (("simulate",), "simulate", "write a realistic simulated dataset (FASTA, bigWigs, peaks)"),
     (("variants",), "variants", "score the effect of VCF variants on predicted binding"),
-    (("demo",), "demo", "simulate -> build -> train -> predict -> evaluate, end to end"),
+    (("demo",), "demo", "simulate -> build -> train -> predict -> evaluate -> call, end to end"),
 ]
 
 

@@ -1,7 +1,9 @@
 """`factornet predict`: score every interval of a BED file -> gzipped bedGraph (and bigWig).
 
-    factornet predict -i CELL_STORE -m MODEL_DIR [-f TF] -b BED
-                      (-o OUT.bedGraph.gz | -oc OUT.bedGraph.gz) [--bigwig OUT.bw] [--batch N]
+    factornet predict -i CELL_STORE -m MODEL_DIR [MODEL_DIR ...] [-f TF] -b BED
+                      (-o OUT.bedGraph.gz | -oc OUT.bedGraph.gz) [--bigwig OUT.bw]
+                      [--std-bigwig SD.bw] [--sharing auto|shared|per-window] [--batch N]
+                      [--coordinator HOST:PORT --num-processes N --process-id I]
 
 FactorNet's flags -i -m -f -b -o keep their meaning. -f is needed when the model predicts
 several TFs (one TF per output file, as FactorNet wrote them). `-o` writes a new file; `-oc`
