@@ -160,8 +160,8 @@ def default_max_open():
 
 
 def _onehot(codes):
-    """(B, L) uint8 codes -> (B, L, 4) uint8 one-hot; np.take is ~10x faster than
-    ONEHOT_OF_CODE[codes] here (measured: 70 vs 870 us for 128 x 1000)."""
+    """(B, L) uint8 codes -> (B, L, 4) uint8 one-hot (np.take: ~10x faster than fancy
+    indexing here; docs/BENCHMARKS.md, "Chunk size, codecs and sharding")."""
     return np.take(ONEHOT_OF_CODE, codes, axis=0)
 
 
@@ -487,8 +487,7 @@ class _BatchReader:
         The usual case (no cache, one thread; the defaults) is each array's read_chunks, the
         fast path: per shard file one index lookup and one hold of the descriptor lock, then
         check and decompress each chunk, instead of a cache lookup, a lock and five Python
-        calls per chunk (measured: ~2 us of Python per chunk down to ~0.5 us, next to 3-5 us
-        of decompressing). With a cache, only the chunks not in it are read; with threads,
+        calls per chunk (docs/BENCHMARKS.md, "Chunk size, codecs and sharding"). With a cache, only the chunks not in it are read; with threads,
         split between them.
         """
         cache, prefix, threads = self.cache, self.prefix, self.threads
