@@ -20,6 +20,17 @@ split        joint-IG shares (sequence vs DNase) at bound motif sites and at sit
              completeness gap
 modisco      TF-MoDISco on IG hypothetical contributions of bound sites + unbound open sites,
              each pattern's best TOMTOM hit in HOCOMOCO v9 (the planted CTCF motif is CTCF_f2)
+
+Separate sections (each runs alone and writes --out):
+
+--ig-speed   integrated gradients' gradient evaluations/s (regions x (steps + 1); one evaluation
+             = f and df/dinputs of one window, both strands) against a plain jitted
+             jax.value_and_grad of the same f on device-resident batches of 64, interleaved,
+             --ig-repeats (3) repeats, medians
+--cofactor   bound CTCF sites with a planted ZNF143 co-factor (truth cofactor 1): MoDISco on
+             their IG hypothetical contributions, TOMTOM against the simulator's motifs.meme
+             and HOCOMOCO; the contribution inside the planted ZNF143 (located by PWM scan,
+             IG and ISM) vs the flanks; the logit drop when it is shuffled away
 """
 import argparse
 import gzip
@@ -66,6 +77,15 @@ def main():
     p.add_argument("--modisco-regions", type=int, default=600)
     p.add_argument("--out", default="/tmp/explain_bench.json")
     p.add_argument("--speed-only", action="store_true", help="only the speed figures")
+    p.add_argument("--ig-speed", action="store_true",
+                   help="only IG's gradient evaluations/s against a plain jitted value_and_grad")
+    p.add_argument("--ig-regions", type=int, default=32)
+    p.add_argument("--ig-steps", type=int, default=50)
+    p.add_argument("--ig-repeats", type=int, default=3)
+    p.add_argument("--cofactor", action="store_true",
+                   help="only the co-factor check: MoDISco on bound CTCF sites with a planted ZNF143")
+    p.add_argument("--cofactor-regions", type=int, default=224)
+    p.add_argument("--cofactor-ism-regions", type=int, default=16)
     args = p.parse_args()
 
     import jax
@@ -93,6 +113,18 @@ def main():
           f"{len(unbound_open)} unbound candidate sites ({args.cell}, test chromosomes)", flush=True)
     background = track_background(store, L)
     results["track_background"] = dict(zip(cfg.track_names, background.tolist()))
+    if args.ig_speed:
+        results["ig_speed"] = ig_speed(model, store, bound_motif, L, args.ig_regions, args.ig_steps,
+                                       args.ig_repeats)
+        print(json.dumps(results["ig_speed"], indent=1), flush=True)
+    if args.cofactor:
+        results["cofactor"] = cofactor_check(model, store, truth, L, args)
+        print(json.dumps(results["cofactor"], indent=1), flush=True)
+    if args.ig_speed or args.cofactor:
+        with open(args.out, "w") as handle:
+            json.dump(results, handle, indent=1)
+        print(f"wrote {args.out}")
+        return
 
     # ---------------------------------------------------------------- speed
     # every timed call runs once before on other regions of the same shapes (compilation)
@@ -226,6 +258,194 @@ def main():
     with open(args.out, "w") as handle:
         json.dump(results, handle, indent=1)
     print(f"wrote {args.out}")
+
+
+def ig_speed(model, store, rows, seq_len, n, steps, repeats=3):
+    """IG's rate in gradient evaluations per second against a plain jitted value_and_grad.
+
+    One *evaluation* = f and df/d(onehot, signal) of one 1000-bp window, both strands (the
+    model's siamese forward + backward), batch 64. IG of a region with `steps` intervals is
+    steps + 1 evaluations (its path points), so IG's rate is n (steps + 1) / seconds of
+    `contributions.integrated_gradients` (host side included: the interpolation index arrays,
+    the transfers, the weighted sums into the (n, L, 4) attributions). The reference is
+    jax.jit(jax.value_and_grad) of the same f (strand-averaged logit, make_model(cfg).apply)
+    w.r.t. the inputs, on device-resident batches of 64 windows, results blocked on; the
+    same number of evaluations rounded up to whole batches. Interleaved, `repeats` times,
+    medians; every timed function runs once before on the same shapes (compilation).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from factornet_jax import contributions as C
+    from factornet_jax.model import make_model
+    cfg = model.model_config
+    chroms, _, _, w = windows_for(rows[:2 * n], seq_len)
+    onehot, signal = fetch(store, chroms, w, seq_len)
+    base = C.sequence_baseline(onehot, "shuffle")
+    module = make_model(cfg)
+
+    def total(params, inputs):
+        logits = module.apply({"params": params}, inputs[0], inputs[1], None, None, train=False)
+        values = C.strand_average_logit(logits)[:, 0]
+        return values.sum(), values
+    plain = jax.jit(jax.value_and_grad(total, argnums=1, has_aux=True))
+    batch = C.DEFAULT_BATCH
+    evaluations = n * (steps + 1)
+    n_batches = -(-evaluations // batch)
+    # the reference's batches: path-like points of the first n regions (values differ, shapes not)
+    pool = np.concatenate([onehot[:n]] * (-(-n_batches * batch // n)))[: n_batches * batch]
+    sig_pool = np.concatenate([signal[:n]] * (-(-n_batches * batch // n)))[: n_batches * batch]
+    dev = [(jax.device_put(jnp.asarray(pool[i * batch:(i + 1) * batch], jnp.float32)),
+            jax.device_put(sig_pool[i * batch:(i + 1) * batch])) for i in range(n_batches)]
+
+    def run_plain():
+        out = [plain(model.params, d) for d in dev]
+        jax.block_until_ready(out)
+
+    def run_ig(sl):
+        C.integrated_gradients(model, onehot[sl], signal[sl], baseline={"onehot": base[sl]},
+                               steps=steps)
+
+    run_plain()
+    run_ig(slice(n, 2 * n))
+    ig_rates, plain_rates = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run_ig(slice(0, n))
+        ig_rates.append(evaluations / (time.perf_counter() - t))
+        t = time.perf_counter()
+        run_plain()
+        plain_rates.append(n_batches * batch / (time.perf_counter() - t))
+    ig_rate, plain_rate = float(np.median(ig_rates)), float(np.median(plain_rates))
+    return {"regions": n, "steps": steps, "evaluations_per_repeat": evaluations,
+            "computed_per_repeat": n_batches * batch, "batch": batch,
+            "ig_evaluations_per_s": ig_rate, "plain_value_and_grad_windows_per_s": plain_rate,
+            "ratio": ig_rate / plain_rate,
+            "median_of_per_repeat_ratios": float(np.median([a / b for a, b in zip(ig_rates, plain_rates)])),
+            "ig_each_repeat": ig_rates, "plain_each_repeat": plain_rates,
+            "ratio_each_repeat": [a / b for a, b in zip(ig_rates, plain_rates)]}
+
+
+def best_hit(onehot, pwm, centre, lo, hi):
+    """Start and strand of the best log-odds hit of `pwm` with its centre `lo`..`hi` bp from
+    `centre` (either side), both strands. onehot (L, 4)."""
+    lod = np.log(np.asarray(pwm) + 1e-3) - np.log(0.25)
+    width = len(lod)
+    x = np.asarray(onehot, np.float64)
+    best = (-np.inf, -1, "+")
+    for strand, m in (("+", lod), ("-", lod[::-1, ::-1])):
+        for start in range(0, len(x) - width + 1):
+            d = abs(start + width // 2 - centre)
+            if lo <= d <= hi:
+                score = float((x[start:start + width] * m).sum())
+                if score > best[0]:
+                    best = (score, start, strand)
+    return best
+
+
+def cofactor_check(model, store, truth, seq_len, args):
+    """Does MoDISco on IG of bound CTCF sites with a planted co-factor find ZNF143?
+
+    Sites: truth kind "motif", bound in the cell, cofactor 1 (a ZNF143 motif planted 20-80 bp
+    from the CTCF motif: simulate.py). truth.tsv.gz does not give the co-factor's position, so
+    it is recovered as the best ZNF143 log-odds hit (simulator's PWM, both strands) with its
+    centre 15-82 bp from the site centre. Contribution inside it vs its flanks (ISM and IG):
+    mean |actual contribution| per base inside the hit / in the window outside both motifs.
+    """
+    from factornet_jax import contributions as C
+    from factornet_jax.meme import read_meme
+    from factornet_jax.motif_discovery import load_database, run_modisco, tomtom_matches
+    out = {}
+    sim_motifs = read_meme(os.path.join(args.sim, "motifs.meme"))
+    znf = next(m for m in sim_motifs if m.alt_name == "ZNF143")
+    groups = {"with_cofactor": [r for r in truth if r["kind"] == "motif" and r["bound"] == "1"
+                                and r["cofactor"] == "1"],
+              "without_cofactor": [r for r in truth if r["kind"] == "motif" and r["bound"] == "1"
+                                   and r["cofactor"] == "0"]}
+    rows = groups["with_cofactor"][:args.cofactor_regions]
+    chroms, starts, ends, w = windows_for(rows, seq_len)
+    onehot, signal = fetch(store, chroms, w, seq_len)
+    t = time.perf_counter()
+    base = C.sequence_baseline(onehot, "shuffle")
+    hyp, actual = [], []
+    for lo in range(0, len(onehot), 64):
+        sl = slice(lo, lo + 64)
+        ig = C.integrated_gradients(model, onehot[sl], signal[sl], baseline={"onehot": base[sl]},
+                                    steps=20)
+        h, a = C.hypothetical_from_gradients(ig["mean_gradient"]["onehot"], onehot[sl], base[sl])
+        hyp.append(h), actual.append(a)
+    hyp, actual = np.concatenate(hyp), np.concatenate(actual)
+    out["regions"] = len(rows)
+    out["ig_seconds"] = time.perf_counter() - t
+
+    # where the planted co-factor is, and how much contribution it carries
+    hits = [best_hit(onehot[k], znf.pwm, seq_len // 2, 15, 82) for k in range(len(rows))]
+    out["znf143_hit_logodds_median"] = float(np.median([h[0] for h in hits]))
+
+    def in_vs_flank(act, idx):
+        per_base = np.abs(act.sum(axis=-1))
+        ins, outs, ctcf = [], [], []
+        for j, k in enumerate(idx):
+            _, start, _ = hits[k]
+            cof = np.zeros(seq_len, bool)
+            cof[start:start + znf.width] = True
+            tf = np.zeros(seq_len, bool)
+            tf[int(starts[k]) - w[k]:int(ends[k]) - w[k]] = True
+            flank = ~cof & ~tf
+            ins.append(per_base[j, cof].mean()), outs.append(per_base[j, flank].mean())
+            ctcf.append(per_base[j, tf].mean())
+        ratios = np.array(ins) / np.maximum(outs, 1e-12)
+        return {"n": len(idx), "median_ratio_cofactor_vs_flank": float(np.median(ratios)),
+                "ratio_of_means_cofactor_vs_flank": float(np.mean(ins) / np.mean(outs)),
+                "ratio_of_means_ctcf_vs_flank": float(np.mean(ctcf) / np.mean(outs)),
+                "share_ratio_above_2": float(np.mean(ratios > 2))}
+    out["ig_contribution"] = in_vs_flank(actual, range(len(rows)))
+    k_ism = min(args.cofactor_ism_regions, len(rows))
+    t = time.perf_counter()
+    _, ism_actual = C.ism_hypothetical(C.ism(model, onehot[:k_ism], signal[:k_ism], batch_size=64),
+                                       onehot[:k_ism])
+    out["ism_contribution"] = in_vs_flank(ism_actual, range(k_ism))
+    out["ism_contribution"]["seconds"] = time.perf_counter() - t
+    # ISM of the co-factor alone: score with the planted ZNF143 hit replaced by the shuffle
+    # baseline's bases (how many logits the model gives the co-factor)
+    knocked = onehot.copy()
+    for k, (_, start, _) in enumerate(hits):
+        knocked[k, start:start + znf.width] = base[k, start:start + znf.width].astype(onehot.dtype)
+    delta = C.score(model, onehot, signal) - C.score(model, knocked, signal)
+    out["logit_drop_when_cofactor_shuffled"] = {"median": float(np.median(delta)),
+                                                "mean": float(np.mean(delta)),
+                                                "q10_q90": [float(np.quantile(delta, .1)),
+                                                            float(np.quantile(delta, .9))]}
+
+    # the same with the DNase tracks at their background level (does the sequence path use it
+    # when the signal says nothing?)
+    from factornet_jax.explain import track_background
+    flat = np.broadcast_to(track_background(store, seq_len), signal.shape).astype(np.float32)
+    delta = C.score(model, onehot, flat) - C.score(model, knocked, flat)
+    out["logit_drop_when_cofactor_shuffled_background_signal"] = {
+        "median": float(np.median(delta)), "mean": float(np.mean(delta))}
+    # the locator's null: the best ZNF143 hit at the same distances in bound CTCF sites
+    # without a planted co-factor
+    rows0 = groups["without_cofactor"][:len(rows)]
+    c0, _, _, w0 = windows_for(rows0, seq_len)
+    onehot0, _ = fetch(store, c0, w0, seq_len)
+    null = [best_hit(onehot0[k], znf.pwm, seq_len // 2, 15, 82)[0] for k in range(len(rows0))]
+    out["znf143_hit_logodds_without_cofactor_median"] = float(np.median(null))
+    out["znf143_hit_logodds_with_over_without_max"] = float(np.mean(
+        np.array([h[0] for h in hits]) > np.max(null)))
+
+    t = time.perf_counter()
+    patterns = run_modisco(hyp, onehot)
+    out["modisco_seconds"] = time.perf_counter() - t
+    dbs = {"simulator": sim_motifs, "hocomoco": load_database()[1]}
+    out["patterns"] = []
+    matches = {k: tomtom_matches([pt.trimmed_ppm() for pt in patterns], db, top=5)
+               for k, db in dbs.items()}
+    for i, pt in enumerate(patterns):
+        out["patterns"].append({"name": pt.name, "seqlets": pt.seqlets, "width": len(pt.trimmed_ppm()),
+                                **{k: [(m.motif, m.alt_name, m.p_value, m.q_value) for m in matches[k][i]]
+                                   for k in dbs}})
+    return out
 
 
 if __name__ == "__main__":
