@@ -62,7 +62,7 @@ import numpy as np
 from factornet_jax.errors import ConfigError, FactorNetError, InputFileError
 from factornet_jax.outputs import OutputKind, check_output, write_dir_atomically
 
-EXPLANATION = OutputKind("explain", "explain folder")
+EXPLANATION = OutputKind("explain", "folder of explanations")
 METHODS = ("ism", "ig", "saliency")
 BASELINES = ("shuffle", "uniform")
 TRACK_BASELINES = ("mean", "zero")
