@@ -1,4 +1,5 @@
 """Cross-cell signal drift: is a new cell line's accessibility on the scale the model learnt?
+And, optionally, quantile normalisation of the tracks to the training cells' scale.
 
 The DNase-seq (or ATAC) of a new cell line comes at another depth and protocol than the
 training cells'. FactorNet feeds the tracks as they are, so a cell sequenced 4x deeper shows
@@ -13,6 +14,15 @@ uniformly over the genome (fixed seed, clear of the chromosome ends), per track:
   the bins and of the rest, and ``contrast``, their ratio (how peaky the track is).
 A target track drifts when its 99th percentile or its contrast is more than ``FAR`` times
 (or less than 1 / ``FAR`` of) every training cell's.
+
+Quantile normalisation (``--signal-normalization quantile``, chosen at `train run` and
+recorded in signal_profile.json; or applied by `predict` to a model trained without it)
+The profile also holds each track's per-base ``levels``: quantiles at ``LEVELS`` of the
+sampled bases. The reference of a model is the mean of its training cells' levels; a cell is
+mapped to it per track, piecewise linearly between matching levels (`SignalMap`, monotone;
+above the top level the values are scaled by the ratio of the top levels). It is applied at
+read time (`CellStore.signal_map`), to the training cells as to the cell a model is run on,
+so a cell sequenced 4x deeper (or at a quarter of the depth) is fed on the training scale.
 """
 from __future__ import annotations
 
@@ -25,6 +35,8 @@ from factornet_jax.errors import InputFileError
 PROFILE_NAME = "signal_profile.json"
 PROFILE_FORMAT = "factornet-jax/signal-profile"
 QUANTILES = (0.5, 0.9, 0.99, 0.999)
+LEVELS = tuple(np.round(np.linspace(0.0, 0.99, 100), 4).tolist()) + (0.995, 0.999, 0.9995, 0.9999)
+NORMALIZATIONS = ("none", "quantile")
 SAMPLE_BINS = 20_000
 BIN = 200
 OPEN_SHARE = 0.02
@@ -53,10 +65,12 @@ def signal_profile(store, n_bins=SAMPLE_BINS, seed=0) -> dict:
     {track name: {"quantiles": [...], "open_mean", "closed_mean", "contrast"}}."""
     chroms, starts = sample_bins(store.chrom_sizes, n_bins, seed)
     means = np.empty((len(starts), store.num_tracks), np.float64)
+    bases = np.empty((len(starts), BIN, store.num_tracks), np.float32)
     step = 4096
     for lo in range(0, len(starts), step):
         _, signal = store.fetch_batch(chroms[lo: lo + step], starts[lo: lo + step], BIN)
         means[lo: lo + step] = signal.mean(axis=1)
+        bases[lo: lo + step] = signal
     out = {}
     n_open = max(1, int(round(OPEN_SHARE * len(means))))
     for k, name in enumerate(store.track_names):
@@ -65,20 +79,67 @@ def signal_profile(store, n_bins=SAMPLE_BINS, seed=0) -> dict:
         closed_mean = float(values[:-n_open].mean()) if len(values) > n_open else 0.0
         out[name] = {"quantiles": [float(np.quantile(values, q)) for q in QUANTILES],
                      "open_mean": open_mean, "closed_mean": closed_mean,
-                     "contrast": open_mean / closed_mean if closed_mean > 0 else None}
+                     "contrast": open_mean / closed_mean if closed_mean > 0 else None,
+                     "levels": np.quantile(bases[:, :, k], LEVELS).astype(float).tolist()}
     return out
 
 
-def write_profiles(model_dir, profiles: dict):
-    """signal_profile.json in a model dir: {cell name: profile} of the training cells."""
+def reference_levels(profiles: dict) -> dict:
+    """{track: (len(LEVELS),) reference levels}: the mean of the cells' levels (`profiles`:
+    {cell: profile} with "levels", as signal_profile.json holds them)."""
+    tracks = next(iter(profiles.values())).keys()
+    return {t: np.mean([np.asarray(p[t]["levels"], np.float64) for p in profiles.values()], axis=0)
+            for t in tracks}
+
+
+class SignalMap:
+    """Quantile normalisation of one cell's tracks: (B, L, S) float32 -> the same shape, each
+    track mapped from its own levels to the reference levels (module docstring)."""
+
+    def __init__(self, track_names, levels: dict, reference: dict):
+        self.tables = []
+        for track in track_names:
+            src = np.asarray(levels[track], np.float64)
+            ref = np.asarray(reference[track], np.float64)
+            xs, inverse = np.unique(src, return_inverse=True)   # tied levels: their mean
+            ys = np.bincount(inverse, weights=ref) / np.bincount(inverse)
+            ys = np.maximum.accumulate(ys)                       # monotone
+            top = ys[-1] / xs[-1] if xs[-1] > 0 else 1.0
+            self.tables.append((xs, ys, top))
+
+    def __call__(self, signal):
+        out = np.empty_like(signal)
+        for k, (xs, ys, top) in enumerate(self.tables):
+            values = signal[..., k]
+            mapped = np.interp(values, xs, ys)
+            out[..., k] = np.where(values > xs[-1], values * top, mapped)
+        return out
+
+
+def normalize_stores(stores, profiles: dict, reference: dict):
+    """Set each store's read-time SignalMap (its profile's levels -> `reference`)."""
+    for store in stores:
+        levels = {t: v["levels"] for t, v in profiles[store_name(store)].items()}
+        store.signal_map = SignalMap(store.track_names, levels, reference)
+
+
+def store_name(store):
+    """A store's cell name as signal_profile.json keys it."""
+    from pathlib import Path
+    return Path(store.path).name.removesuffix(".zarr")
+
+
+def write_profiles(model_dir, profiles: dict, normalization="none"):
+    """signal_profile.json in a model dir: {cell name: profile} of the training cells (raw
+    signal) and the read-time normalisation the model was trained with."""
     from factornet_jax.outputs import write_text_atomically
     doc = {"format": PROFILE_FORMAT, "version": 1, "bins": SAMPLE_BINS, "bin_size": BIN,
-           "quantiles": list(QUANTILES), "open_share": OPEN_SHARE, "cells": profiles}
+           "quantiles": list(QUANTILES), "levels": list(LEVELS), "open_share": OPEN_SHARE,
+           "normalization": normalization, "cells": profiles}
     write_text_atomically(model_dir / PROFILE_NAME, json.dumps(doc, indent=1) + "\n")
 
 
-def read_profiles(model_dir):
-    """{cell: profile} recorded with a model, or None (imported models, older model dirs)."""
+def _read_doc(model_dir):
     path = model_dir / PROFILE_NAME
     if not path.is_file():
         return None
@@ -86,10 +147,45 @@ def read_profiles(model_dir):
         doc = json.loads(path.read_text())
         if doc.get("format") != PROFILE_FORMAT:
             raise ValueError("not a signal profile")
-        return dict(doc["cells"])
+        dict(doc["cells"])
+        return doc
     except (ValueError, KeyError, TypeError) as err:
         raise InputFileError(path, f"unreadable signal profile ({err}); delete it to skip the "
                                    "drift check") from None
+
+
+def read_profiles(model_dir):
+    """{cell: profile} recorded with a model, or None (imported models, older model dirs)."""
+    doc = _read_doc(model_dir)
+    return None if doc is None else dict(doc["cells"])
+
+
+def model_normalization(model_dir):
+    """The read-time normalisation a model was trained with ("none" or "quantile")."""
+    doc = _read_doc(model_dir)
+    return "none" if doc is None else doc.get("normalization", "none")
+
+
+def normalize_for_model(model, store, mode="auto"):
+    """Set `store`'s read-time signal map for `model`: mode "auto" (the model's recorded
+    choice), "none" or "quantile" (quantile matching to the model's training cells, also for a
+    model trained without it). Returns the mode applied. Profile the store for the drift
+    check before calling this (it changes what the store reads)."""
+    from factornet_jax.errors import ConfigError
+    if mode not in ("auto",) + NORMALIZATIONS:
+        raise ConfigError(f"--signal-normalization {mode}: choose auto, none or quantile")
+    applied = model_normalization(model.model_dir) if mode == "auto" else mode
+    if applied == "none":
+        return applied
+    profiles = read_profiles(model.model_dir)
+    if not profiles or any("levels" not in p.get(t, {}) for p in profiles.values() for t in p):
+        raise ConfigError(f"--signal-normalization quantile: model {model.model_dir} has no "
+                          f"training-cell levels ({PROFILE_NAME} from a current `train run`); "
+                          "use --signal-normalization none")
+    store.signal_map = None
+    levels = {t: v["levels"] for t, v in signal_profile(store).items()}
+    store.signal_map = SignalMap(store.track_names, levels, reference_levels(profiles))
+    return applied
 
 
 def _ratio_outside(value, references):

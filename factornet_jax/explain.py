@@ -474,6 +474,8 @@ def explain(config: ExplainConfig, progress=None) -> ExplainSummary:
     model = load_model(config.model_dir, which=config.checkpoint)
     store = open_cell_store(resolve_store(config.cell_store, config.stores_dir))
     task = model.check_store(store, config.tf)
+    from factornet_jax.drift import normalize_for_model
+    normalize_for_model(model, store)   # the read-time normalisation the model was trained with
     tf = model.tfs[task]
     cfg = model.model_config
     regions = read_regions(config.bed, store.chrom_sizes, cfg.seq_len)

@@ -88,6 +88,7 @@ class PredictSummary:
     std_bigwig_path: str | None = None         # the ensemble's spread, if asked for
     processes: int = 1                         # processes sharing the BED; with several,
     process: int = 0                           # n_windows and n_excluded are this process's
+    normalization: str = "none"                # read-time signal normalisation (drift.py)
 
 
 # ------------------------------------------------------------------ batches
@@ -378,8 +379,8 @@ def _barrier(name):
 def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                 batch_size=None, threads=1, prefetch=4, loader_processes=0, overwrite=False,
                 stores_dir="stores", checkpoint="best", compute_dtype="float32", lstm_backend="scan",
-                sharing="auto", std_bigwig=None, block_lines=BED_BLOCK_LINES,
-                progress=None) -> PredictSummary:
+                sharing="auto", std_bigwig=None, signal_normalization="auto",
+                block_lines=BED_BLOCK_LINES, progress=None) -> PredictSummary:
     """Score every interval of `bed_path` with the model(s) in `model_dir` on `cell_store`.
 
     Parameters
@@ -408,6 +409,9 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         layers computed once per stretch of overlapping windows (factornet_jax.ladder; same
         scores to float32 rounding); "auto" takes it when it saves arithmetic. The shared
         path assembles its batches in threads (`loader_processes` serves the per-window path)
+    signal_normalization : "auto" (the read-time normalisation the model was trained with,
+        drift.py), "none", or "quantile" (the cell's tracks quantile-matched to the model's
+        training cells, also for a model trained without it)
     progress : show a progress bar (None: when stderr is a terminal)
 
     Returns
@@ -447,6 +451,7 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         ensemble = _Ensemble(models, store, tf, n_devices, compute_dtype, lstm_backend)
         if process == 0:
             check_drift(next((m for m in models if read_profiles(m.model_dir)), models[0]), store)
+        normalization = _normalize(models, store, signal_normalization, loader_processes)
         seq_len = ensemble.seq_len
         scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bool(extra_outputs),
                         block_lines=block_lines,
@@ -592,7 +597,24 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
     return PredictSummary(str(out_path), None if bigwig is None else str(bigwig), ensemble.tf,
                           scan.n_bins, n_windows, share - n_windows, batch_size, n_devices,
                           seconds, n_windows / max(scoring_seconds, 1e-9), plan, len(models),
-                          None if std_bigwig is None else str(std_bigwig), n_processes, process)
+                          None if std_bigwig is None else str(std_bigwig), n_processes, process,
+                          normalization)
+
+
+def _normalize(models, store, mode, loader_processes):
+    """Set the store's read-time signal normalisation for the models (drift.normalize_for_model);
+    returns the mode applied."""
+    from factornet_jax.drift import model_normalization, normalize_for_model
+    if mode == "auto":
+        recorded = sorted({model_normalization(m.model_dir) for m in models})
+        if len(recorded) > 1:
+            raise ConfigError(f"-m: the models were trained with different signal normalisations "
+                              f"({', '.join(recorded)}); choose one with --signal-normalization")
+        mode = recorded[0]
+    if mode != "none" and loader_processes:
+        raise ConfigError("--signal-normalization quantile assembles batches in threads; drop "
+                          "--loader-processes")
+    return normalize_for_model(models[0], store, mode)
 
 
 def _check_settings(batch_size, threads, loader_processes, compute_dtype, model_dirs, std_bigwig,
@@ -617,4 +639,5 @@ def format_summary(summary: PredictSummary) -> str:
             f"scored, {summary.n_excluded:,} excluded -> 0) in {summary.seconds:.1f} s, "
             f"{summary.windows_per_second:,.0f} windows/s on {summary.devices} device(s)"
             f"{f' of process {summary.process} of {summary.processes}' if summary.processes > 1 else ''}, "
-            f"{summary.sharing.describe()}{models}; wrote {summary.out_path}{extra}")
+            f"{summary.sharing.describe()}{models}"
+            f"{', signal quantile-normalised' if summary.normalization == 'quantile' else ''}; wrote {summary.out_path}{extra}")

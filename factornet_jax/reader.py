@@ -733,6 +733,9 @@ class CellStore(_Closable):
         self.meta_values = np.asarray(self.attrs["meta_values"], dtype=np.float32)
         self.fingerprint = self.attrs["sources"]
         self._signal = _BatchReader(self.path, SIGNAL, self.chrom_sizes, self.cache, threads)
+        # optional read-time transform of the signal (B, L, S) -> (B, L, S): the quantile
+        # normalisation of drift.SignalMap, set by the run that chose it (train run, predict)
+        self.signal_map = None
 
     def _close_parts(self):
         self._signal.close()
@@ -766,6 +769,8 @@ class CellStore(_Closable):
         self.genome._reader.read(chroms, starts, length, codes)
         signal = np.zeros((len(chroms), length, self.num_tracks), dtype=np.float32)
         self._signal.read(chroms, starts, length, signal)
+        if self.signal_map is not None:
+            signal = self.signal_map(signal)
         return (codes if as_codes else _onehot(codes)), signal
 
     def peaks(self, tf, kind="conservative"):

@@ -30,6 +30,9 @@ class TrainConfig:
                                        #   "keras1" (FactorNet's hard_sigmoid gates)
     signal_transform: str = "none"     # --signal-transform: "none" (FactorNet) or "log1p", applied
                                        #   inside the model, so prediction does the same
+    signal_normalization: str = "none"  # --signal-normalization: "none" (FactorNet) or "quantile"
+                                       #   (each cell's tracks quantile-matched to the training
+                                       #   cells' mean levels at read time; drift.py)
     shift: int = 20                    # --shift: multi-task windows move by [-shift, +shift] bp each
                                        #   time they are read, training and validation (FactorNet 20)
     seed: int = 420                    # -s: drives sampling, initialisation and dropout
@@ -64,6 +67,10 @@ class TrainConfig:
             (self.shift >= 0, "--shift must be 0 or more"),
             (self.lstm_cell in ("standard", "keras1"), "--lstm-cell must be standard or keras1"),
             (self.signal_transform in ("none", "log1p"), "--signal-transform must be none or log1p"),
+            (self.signal_normalization in ("none", "quantile"),
+             "--signal-normalization must be none or quantile"),
+            (self.signal_normalization == "none" or self.loader_processes == 0,
+             "--signal-normalization quantile assembles batches in threads; drop --loader-processes"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.loader_threads >= 0, "--loader-threads must be 0 or more"),
             (self.loader_processes >= 0, "--loader-processes must be 0 or more"),

@@ -306,6 +306,18 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print, on_epoch
                                          f"training stores' {getattr(stores[0], attr)}")
         check_stores(config, stores, "-i")
         check_stores(config, valid_stores, "-vi")
+        # the training cells' signal, as stored (predict's drift check; the reference levels
+        # of --signal-normalization quantile, which maps every store read from here on)
+        from factornet_jax.drift import (normalize_stores, reference_levels, signal_profile,
+                                         store_name, write_profiles)
+        profiles = {store_name(s): signal_profile(s) for s in stores}
+        if config.signal_normalization == "quantile":
+            reference = reference_levels(profiles)
+            extra = {store_name(s): signal_profile(s) for s in valid_stores
+                     if store_name(s) not in profiles}
+            normalize_stores(stores, profiles, reference)
+            if valid_stores is not stores:
+                normalize_stores(valid_stores, {**profiles, **extra}, reference)
         held_out = set(config.valid_chroms) | set(config.test_chroms)
         train_chroms = [c for c in stores[0].chrom_sizes if c not in held_out]
         if not train_chroms:
@@ -435,9 +447,7 @@ def train_and_evaluate(config: TrainConfig, overwrite=False, log=print, on_epoch
             record_calibration(model_dir, config, valid_stores, tasks, eval_step, spec, rows,
                                data_sharding, is_writer, log)
             if is_writer:   # signal_profile.json: the training cells' signal, for predict's drift check
-                from factornet_jax.drift import signal_profile, write_profiles
-                write_profiles(model_dir, {Path(s.path).name.removesuffix(".zarr"): signal_profile(s)
-                                           for s in stores})
+                write_profiles(model_dir, profiles, config.signal_normalization)
         if is_writer:
             modeldir.save_params(model_dir / "final.npz", jax.device_get(state.params))
             _write_json(model_dir / STATE_FILE, {"finished": True, "run": config.run_identity()})

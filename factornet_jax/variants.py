@@ -608,6 +608,10 @@ def score_variants(cell_stores, model_dir, vcf_path, out_dir, tf=None, vcf_out=F
 
     model = load_model(model_dir, which=checkpoint)
     stores = _open_stores(cell_stores, stores_dir, model, tf)
+    from factornet_jax.drift import normalize_for_model
+    if [normalize_for_model(model, store) for store in stores][0] != "none" and loader_processes:
+        raise ConfigError("--loader-processes: this model normalises the signal at read time "
+                          "(signal_profile.json), which runs in threads; drop --loader-processes")
     cfg = model.model_config
     if cfg.recurrent > 0:
         check_lstm_backend(lstm_backend, cfg.lstm_cell)

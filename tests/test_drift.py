@@ -70,3 +70,88 @@ def test_predict_warns_with_the_figures(tiny_stores, tmp_path, store, capsys):
     (model_dir / PROFILE_NAME).unlink()                  # no profile (imported model): no check
     predict_bed(store.path, model_dir, bed, tmp_path / "q.bedGraph.gz")
     assert "far from" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- quantile normalisation
+
+def test_signal_map_sends_levels_to_the_reference_and_undoes_a_scale():
+    from factornet_jax.drift import SignalMap
+    rng = np.random.default_rng(0)
+    ref = np.sort(rng.gamma(0.3, 2.0, 104))
+    ref[:40] = 0.0                                     # sparse tracks: tied zero levels
+    src = 4.0 * ref
+    m = SignalMap(["DNase"], {"DNase": src}, {"DNase": ref})
+    values = rng.gamma(0.3, 8.0, (3, 50, 1)).astype(np.float32)
+    np.testing.assert_allclose(m(values), values / 4.0, rtol=1e-5, atol=1e-6)   # 4x deeper -> 1x
+    grid = np.linspace(0, 1.2 * src[-1], 500, dtype=np.float32)[None, :, None]
+    assert (np.diff(m(grid)[0, :, 0]) >= 0).all()                                # monotone
+
+
+@pytest.fixture(scope="module")
+def deeper_store(tiny_inputs, tmp_path_factory):
+    """CellA's folder with every bigWig 4x (a deeper-sequenced copy), built into a store."""
+    import shutil
+
+    import pyBigWig
+
+    from factornet_jax.build import BuildRequest, build_stores
+    root = tmp_path_factory.mktemp("deeper")
+    source = tiny_inputs["cells"][0]
+    folder = root / "CellAx4"
+    shutil.copytree(source, folder)
+    for line in (folder / "bigwig.txt").read_text().splitlines():
+        name = line.split("\t")[0]
+        src, out = pyBigWig.open(str(source / name)), pyBigWig.open(str(folder / name), "w")
+        sizes = list(src.chroms().items())
+        out.addHeader(sizes)
+        for chrom, _ in sizes:
+            entries = src.intervals(chrom) or []
+            if entries:
+                out.addEntries([chrom] * len(entries), [e[0] for e in entries],
+                               ends=[e[1] for e in entries], values=[4.0 * e[2] for e in entries])
+        src.close()
+        out.close()
+    build_stores(BuildRequest(cell_dirs=(str(folder),), genome=str(tiny_inputs["fasta"]),
+                              stores_dir=str(root / "stores"), chunk_bases=4096))
+    return root / "stores" / "CellAx4.zarr"
+
+
+def test_predict_quantile_normalisation_feeds_a_deeper_cell_on_the_training_scale(
+        tiny_stores, deeper_store, tmp_path, store, capsys):
+    from test_predict import read_rows, write_bed, write_model
+
+    from factornet_jax.drift import model_normalization
+    from factornet_jax.predict import format_summary, predict_bed
+    model_dir, _ = write_model(tmp_path / "m", 1, ["TFA"])
+    write_profiles(model_dir, {"CellA": signal_profile(store)}, normalization="quantile")
+    assert model_normalization(model_dir) == "quantile"
+    bed = write_bed(tmp_path / "b.bed", [("chr1", s, s + 200) for s in range(1000, 9000, 50)])
+    scores = {}
+    for name, path, mode in (("same", store.path, "auto"), ("deep", deeper_store, "auto"),
+                             ("raw", deeper_store, "none")):
+        summary = predict_bed(path, model_dir, bed, tmp_path / f"{name}.bedGraph.gz",
+                              signal_normalization=mode, batch_size=64)
+        scores[name] = np.array([r[3] for r in read_rows(tmp_path / f"{name}.bedGraph.gz")])
+        assert ("quantile-normalised" in format_summary(summary)) == (mode == "auto")
+    # 4x deeper, normalised: the training cell's own scores; raw: something else
+    np.testing.assert_allclose(scores["deep"], scores["same"], atol=1e-4)
+    assert np.abs(scores["raw"] - scores["same"]).max() > 1e-2
+    assert "99th percentile 4x" in capsys.readouterr().err     # the drift check still warns
+
+
+def test_train_run_records_and_applies_quantile_normalisation(tiny_stores, tmp_path):
+    from factornet_jax.drift import model_normalization, read_profiles
+    from factornet_jax.train_config import TrainConfig
+    from factornet_jax.training import train_and_evaluate
+    config = TrainConfig(inputs=tuple(str(p) for p in tiny_stores["cell_stores"]),
+                         output=str(tmp_path / "m"), factor="TFA", valid_chroms=("chr11",),
+                         test_chroms=("chr1",), epochs=1, seq_len=200, kernel_width=20, kernels=4,
+                         recurrent=4, dense=8, batch_size=8, max_steps_per_epoch=2,
+                         signal_normalization="quantile")
+    train_and_evaluate(config, log=lambda *a, **k: None)
+    assert model_normalization(tmp_path / "m") == "quantile"
+    profiles = read_profiles(tmp_path / "m")
+    assert sorted(profiles) == ["CellA", "CellB"] and all("levels" in p["DGF"] for p in profiles.values())
+    from factornet_jax.errors import ConfigError
+    with pytest.raises(ConfigError, match="--signal-normalization quantile assembles batches in threads"):
+        TrainConfig(inputs=("x",), output="y", signal_normalization="quantile", loader_processes=2)

@@ -42,6 +42,9 @@ def add_arguments(parser):
                    help="auto (default): score a tiling ladder (intervals at a fixed step) with "
                         "the convolution computed once per stretch of overlapping windows, same "
                         "scores; shared / per-window force one path")
+    p.add_argument("--signal-normalization", default="auto", choices=["auto", "none", "quantile"],
+                   help="auto (default): as the model was trained; quantile: match this cell's "
+                        "track quantiles to the training cells' (e.g. another sequencing depth)")
     p.add_argument("--stores", default="stores", metavar="DIR",
                    help="where the store of a cell folder given to -i was built")
     add_distributed_arguments(p)
@@ -61,6 +64,7 @@ def main(args):
                           overwrite=overwrite, stores_dir=args.stores,
                           checkpoint=args.checkpoint, compute_dtype=args.dtype,
                           lstm_backend=args.lstm, sharing=args.sharing,
-                          std_bigwig=args.std_bigwig, block_lines=args.block_lines)
+                          std_bigwig=args.std_bigwig, block_lines=args.block_lines,
+                          signal_normalization=args.signal_normalization)
     print(format_summary(summary))
     return 0

@@ -31,6 +31,10 @@ def add_arguments(parser):
                         "(FactorNet's)")
     p.add_argument("--signal-transform", default="none", choices=["none", "log1p"],
                    help="signal tracks as stored (none, FactorNet) or log(1 + x); recorded in the model")
+    p.add_argument("--signal-normalization", default="none", choices=["none", "quantile"],
+                   help="tracks as stored (none, FactorNet) or quantile-matched at read time to "
+                        "the training cells' mean levels, every cell the model sees later too "
+                        "(recorded in the model; for cells sequenced at another depth)")
     p.add_argument("--shift", type=int, default=20, metavar="BP",
                    help="multi-task windows move by a random [-BP, +BP] each read (20, FactorNet)")
     p.add_argument("-s", "--seed", type=int, default=420, help="random seed (420)")
@@ -62,6 +66,7 @@ def config_from_args(args):
         kernel_width=args.motifwidth, kernels=args.kernels, recurrent=args.recurrent,
         dense=args.dense, dropout=args.dropout, lstm_dropout=args.lstm_dropout, shift=args.shift,
         lstm_cell=args.lstm_cell, signal_transform=args.signal_transform,
+        signal_normalization=args.signal_normalization,
         seed=args.seed, factor=args.factor,
         meta=args.meta, gencode=args.gencode, motif=args.motif, motif_db=args.motif_db,
         batch_size=args.batch_size, loader_threads=args.loader_threads,
