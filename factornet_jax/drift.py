@@ -231,6 +231,7 @@ def check_drift(model, store):
     if messages:
         from factornet_jax.progress import warn
         warn(f"-i {store.path}: signal far from the training cells' ({'; '.join(messages)} of "
-             f"the nearest training cell); scores may be shifted: compare with a cell of known "
-             "binding, or rescale the track (docs/ACCURACY.md, cross-cell drift)")
+             f"the nearest training cell); scores may be shifted: --signal-normalization quantile "
+             "feeds the tracks on the training cells' scale (docs/ACCURACY.md, \"A cell at "
+             "another depth\")")
     return messages
