@@ -67,10 +67,13 @@ def _start_worker(slot_names):
     _WORKER = _WorkerState(slot_names)
 
 
-def _fill_slot(slot, store_paths, spec, layout, rows_ex):
+def _fill_slot(slot, store_paths, signal_maps, spec, layout, rows_ex):
     state = _WORKER
     batch = slot_views(state.memories[slot].buf, layout)
-    state.assembler(store_paths, spec).fill(batch, layout, rows_ex)
+    assembler = state.assembler(store_paths, spec)
+    for store, signal_map in zip(assembler.stores, signal_maps):   # the run's read-time maps
+        store.signal_map = signal_map
+    assembler.fill(batch, layout, rows_ex)
     return slot
 
 
@@ -113,15 +116,18 @@ class BatchWorkers:
                 pass
             memory.unlink()
 
-    def map(self, store_paths, spec, layout, row_batches):
+    def map(self, stores, spec, layout, row_batches):
         """Yield the batch (a dict of arrays shaped as `layout`, see
         batches.BatchAssembler) of each Examples in the iterable `row_batches`, in order,
-        several ahead; a None item gives None (no worker involved)."""
+        several ahead; a None item gives None (no worker involved). `stores`: the open cell
+        stores of the run; workers reopen them by path and read them with the same
+        `signal_map` (drift.SignalMap or None)."""
         if self._pool is None:
             raise ValueError("BatchWorkers is closed")
         if layout_nbytes(layout) > self.slot_bytes:
             raise ValueError(f"a batch needs {layout_nbytes(layout)} bytes; slots hold {self.slot_bytes}")
-        store_paths = [str(path) for path in store_paths]
+        store_paths = [str(store.path) for store in stores]
+        signal_maps = [store.signal_map for store in stores]
         views = [slot_views(m.buf, layout) for m in self._memories]
         free = deque(range(len(self._memories)))
         pending = deque()            # (future or None, slot or None), in order
@@ -136,7 +142,7 @@ class BatchWorkers:
                     pending.append((None, None))
                     continue
                 slot = free.popleft()
-                pending.append((self._pool.submit(_fill_slot, slot, store_paths, spec, layout,
+                pending.append((self._pool.submit(_fill_slot, slot, store_paths, signal_maps, spec, layout,
                                                   rows_ex), slot))
 
         try:

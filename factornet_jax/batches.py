@@ -281,7 +281,7 @@ class BatchLoader:
     def __iter__(self):
         rows = (self.batch_rows(i) for i in range(self.num_batches))
         if self.workers is not None:
-            return self.workers.map([str(store.path) for store in self.stores], self.spec,
+            return self.workers.map(self.stores, self.spec,
                                     self.layout, rows)
         return ordered_map(self.fill, rows, self.threads, self.prefetch)
 

@@ -166,11 +166,11 @@ def model_normalization(model_dir):
     return "none" if doc is None else doc.get("normalization", "none")
 
 
-def normalize_for_model(model, store, mode="auto"):
+def normalize_for_model(model, store, mode="auto", profile=None):
     """Set `store`'s read-time signal map for `model`: mode "auto" (the model's recorded
     choice), "none" or "quantile" (quantile matching to the model's training cells, also for a
-    model trained without it). Returns the mode applied. Profile the store for the drift
-    check before calling this (it changes what the store reads)."""
+    model trained without it). Returns the mode applied. `profile`: the store's profile of its
+    raw signal when the caller has it (else it is computed here)."""
     from factornet_jax.errors import ConfigError
     if mode not in ("auto",) + NORMALIZATIONS:
         raise ConfigError(f"--signal-normalization {mode}: choose auto, none or quantile")
@@ -182,8 +182,10 @@ def normalize_for_model(model, store, mode="auto"):
         raise ConfigError(f"--signal-normalization quantile: model {model.model_dir} has no "
                           f"training-cell levels ({PROFILE_NAME} from a current `train run`); "
                           "use --signal-normalization none")
-    store.signal_map = None
-    levels = {t: v["levels"] for t, v in signal_profile(store).items()}
+    if profile is None:
+        store.signal_map = None
+        profile = signal_profile(store)
+    levels = {t: v["levels"] for t, v in profile.items()}
     store.signal_map = SignalMap(store.track_names, levels, reference_levels(profiles))
     return applied
 
@@ -221,13 +223,14 @@ def drift_messages(training: dict, target: dict) -> list:
     return messages
 
 
-def check_drift(model, store):
+def check_drift(model, store, profile=None):
     """Warn (one line on stderr) when `store`'s tracks are far from `model`'s training cells';
-    returns the phrases (empty: no drift, or no profile recorded with the model)."""
+    returns the phrases (empty: no drift, or no profile recorded with the model). `profile`:
+    the store's `signal_profile` when the caller has it already."""
     training = read_profiles(model.model_dir)
     if not training:
         return []
-    messages = drift_messages(training, signal_profile(store))
+    messages = drift_messages(training, profile or signal_profile(store))
     if messages:
         from factornet_jax.progress import warn
         warn(f"-i {store.path}: signal far from the training cells' ({'; '.join(messages)} of "

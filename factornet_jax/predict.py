@@ -52,7 +52,7 @@ import numpy as np
 
 from factornet_jax.batch_processes import batch_workers
 from factornet_jax.bed import BED_BLOCK_LINES, iter_bed_blocks, scan_bed
-from factornet_jax.drift import check_drift, read_profiles
+from factornet_jax.drift import check_drift, read_profiles, signal_profile
 from factornet_jax.errors import ConfigError, FactorNetError
 from factornet_jax.labels import BIN_SIZE, STRIDE, exclusion_zone
 from factornet_jax.ladder import Sharing, StretchReader, choose_sharing, segments, stretch_batches
@@ -449,9 +449,12 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
         n_devices = jax.local_device_count()
         n_processes, process = jax.process_count(), jax.process_index()
         ensemble = _Ensemble(models, store, tf, n_devices, compute_dtype, lstm_backend)
-        if process == 0:
-            check_drift(next((m for m in models if read_profiles(m.model_dir)), models[0]), store)
-        normalization = _normalize(models, store, signal_normalization, loader_processes)
+        recorded = next((m for m in models if read_profiles(m.model_dir)), None)
+        # the raw signal's profile, once: the drift check and the normalisation both use it
+        profile = signal_profile(store) if recorded is not None else None
+        if process == 0 and recorded is not None:
+            check_drift(recorded, store, profile)
+        normalization = _normalize(models, store, signal_normalization, profile)
         seq_len = ensemble.seq_len
         scan = scan_bed(bed_path, store.chrom_sizes, need_sorted=bool(extra_outputs),
                         block_lines=block_lines,
@@ -544,7 +547,7 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                 if plan.path == "shared":
                     batches = ordered_map(reader.read, payloads(), threads, max(prefetch, threads))
                 elif workers is not None:
-                    batches = workers.map([store.path], spec, layout, payloads())
+                    batches = workers.map([store], spec, layout, payloads())
                 else:
                     batches = ordered_map(lambda rows: assembler.fill(empty_batch(layout), layout, rows),
                                           payloads(), threads, max(prefetch, threads))
@@ -601,9 +604,9 @@ def predict_bed(cell_store, model_dir, bed_path, out_path, tf=None, bigwig=None,
                           normalization)
 
 
-def _normalize(models, store, mode, loader_processes):
-    """Set the store's read-time signal normalisation for the models (drift.normalize_for_model);
-    returns the mode applied."""
+def _normalize(models, store, mode, profile):
+    """Set the store's read-time signal normalisation for the models (drift.normalize_for_model;
+    `profile`: the store's signal profile, or None); returns the mode applied."""
     from factornet_jax.drift import model_normalization, normalize_for_model
     if mode == "auto":
         recorded = sorted({model_normalization(m.model_dir) for m in models})
@@ -611,10 +614,7 @@ def _normalize(models, store, mode, loader_processes):
             raise ConfigError(f"-m: the models were trained with different signal normalisations "
                               f"({', '.join(recorded)}); choose one with --signal-normalization")
         mode = recorded[0]
-    if mode != "none" and loader_processes:
-        raise ConfigError("--signal-normalization quantile assembles batches in threads; drop "
-                          "--loader-processes")
-    return normalize_for_model(models[0], store, mode)
+    return normalize_for_model(models[0], store, mode, profile)
 
 
 def _check_settings(batch_size, threads, loader_processes, compute_dtype, model_dirs, std_bigwig,

@@ -69,8 +69,6 @@ class TrainConfig:
             (self.signal_transform in ("none", "log1p"), "--signal-transform must be none or log1p"),
             (self.signal_normalization in ("none", "quantile"),
              "--signal-normalization must be none or quantile"),
-            (self.signal_normalization == "none" or self.loader_processes == 0,
-             "--signal-normalization quantile assembles batches in threads; drop --loader-processes"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.loader_threads >= 0, "--loader-threads must be 0 or more"),
             (self.loader_processes >= 0, "--loader-processes must be 0 or more"),

@@ -609,9 +609,8 @@ def score_variants(cell_stores, model_dir, vcf_path, out_dir, tf=None, vcf_out=F
     model = load_model(model_dir, which=checkpoint)
     stores = _open_stores(cell_stores, stores_dir, model, tf)
     from factornet_jax.drift import normalize_for_model
-    if [normalize_for_model(model, store) for store in stores][0] != "none" and loader_processes:
-        raise ConfigError("--loader-processes: this model normalises the signal at read time "
-                          "(signal_profile.json), which runs in threads; drop --loader-processes")
+    for store in stores:   # the read-time normalisation the model was trained with
+        normalize_for_model(model, store)
     cfg = model.model_config
     if cfg.recurrent > 0:
         check_lstm_backend(lstm_backend, cfg.lstm_cell)
@@ -692,7 +691,7 @@ def score_variants(cell_stores, model_dir, vcf_path, out_dir, tf=None, vcf_out=F
                           if vcf_handle is not None else None)
             try:
                 if workers is not None:
-                    loaded = workers.map([store.path for store in stores], spec, layout,
+                    loaded = workers.map(stores, spec, layout,
                                          row_batches())
                 else:
                     loaded = ordered_map(

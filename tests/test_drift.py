@@ -133,6 +133,11 @@ def test_predict_quantile_normalisation_feeds_a_deeper_cell_on_the_training_scal
                               signal_normalization=mode, batch_size=64)
         scores[name] = np.array([r[3] for r in read_rows(tmp_path / f"{name}.bedGraph.gz")])
         assert ("quantile-normalised" in format_summary(summary)) == (mode == "auto")
+    # the map travels to batch-assembling worker processes too
+    predict_bed(deeper_store, model_dir, bed, tmp_path / "workers.bedGraph.gz", batch_size=64,
+                sharing="per-window", loader_processes=1)
+    workers = np.array([r[3] for r in read_rows(tmp_path / "workers.bedGraph.gz")])
+    np.testing.assert_allclose(workers, scores["same"], atol=1e-4)
     # 4x deeper, normalised: the training cell's own scores; raw: something else
     np.testing.assert_allclose(scores["deep"], scores["same"], atol=1e-4)
     assert np.abs(scores["raw"] - scores["same"]).max() > 1e-2
@@ -152,6 +157,3 @@ def test_train_run_records_and_applies_quantile_normalisation(tiny_stores, tmp_p
     assert model_normalization(tmp_path / "m") == "quantile"
     profiles = read_profiles(tmp_path / "m")
     assert sorted(profiles) == ["CellA", "CellB"] and all("levels" in p["DGF"] for p in profiles.values())
-    from factornet_jax.errors import ConfigError
-    with pytest.raises(ConfigError, match="--signal-normalization quantile assembles batches in threads"):
-        TrainConfig(inputs=("x",), output="y", signal_normalization="quantile", loader_processes=2)
