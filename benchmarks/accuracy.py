@@ -77,14 +77,20 @@ class Bins:
 
 # ----------------------------------------------------------------------------- data
 
-def prepare_data(work, genome_mb, seed, tfs, reuse, log):
+def training_cells(n):
+    """Names of `n` training cell lines: CellA, CellB, then CellD, CellE... (CellC is held out)."""
+    names = [chr(ord("A") + i) for i in range(n + 1) if chr(ord("A") + i) != TEST_CELL[-1]]
+    return tuple(f"Cell{c}" for c in names[:n])
+
+
+def prepare_data(work, genome_mb, seed, tfs, reuse, log, train_cells=TRAIN_CELLS):
     """Simulate (or reuse) the dataset and build its stores -> (sim root, {cell: store path})."""
     from factornet_jax.build import BuildRequest, build_stores, format_summary
     from factornet_jax.simulate import SimulationConfig, simulate
 
     sim_tfs = tuple(dict.fromkeys(SimulationConfig.tfs + tuple(tfs)))  # --tfs picks, same data
     sim_config = SimulationConfig(seed=seed, genome_mb=genome_mb, tfs=sim_tfs,
-                                  cells=TRAIN_CELLS + (TEST_CELL,), test_chroms=TEST_CHROMS)
+                                  cells=tuple(train_cells) + (TEST_CELL,), test_chroms=TEST_CHROMS)
     root = work / "sim"
     summary = root / "simulation.json"
     same = False
@@ -98,9 +104,10 @@ def prepare_data(work, genome_mb, seed, tfs, reuse, log):
     else:
         t0 = time.perf_counter()
         simulate(root, sim_config, overwrite=True)
-        log(f"simulation: {genome_mb:g} Mb, 3 cell lines in {time.perf_counter() - t0:.0f} s")
+        log(f"simulation: {genome_mb:g} Mb, {len(train_cells) + 1} cell lines in "
+            f"{time.perf_counter() - t0:.0f} s")
         stores_force = True
-    cells = TRAIN_CELLS + (TEST_CELL,)
+    cells = tuple(train_cells) + (TEST_CELL,)
     request = BuildRequest(cell_dirs=tuple(str(root / "cells" / c) for c in cells),
                            genome=str(root / "genome.fa"), stores_dir=str(work / "stores"),
                            blacklist=str(root / "blacklist.bed.gz"), force=stores_force)

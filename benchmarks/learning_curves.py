@@ -166,7 +166,7 @@ def read_records(path):
 
 def record_key(r):
     return (r["setting"], r["tf"], int(r["seed"]), int(r["epoch"]), float(r["genome_mb"]),
-            int(r["ladder_step"]))
+            int(r["ladder_step"]), int(r.get("train_cells", 2)))
 
 
 def append_record(path, record):
@@ -191,7 +191,8 @@ def measure(args, argv, log):
     command = "python benchmarks/learning_curves.py " + " ".join(shlex.quote(a) for a in argv)
 
     def complete(setting, tf, seed):
-        return all((setting, tf, seed, e, float(args.genome_mb), args.ladder_step) in done
+        return all((setting, tf, seed, e, float(args.genome_mb), args.ladder_step,
+                    args.train_cells) in done
                    for e in range(1, args.epochs + 1))
 
     todo = [(s, tf, seed) for s in args.settings for tf in args.tfs for seed in args.seeds
@@ -199,7 +200,9 @@ def measure(args, argv, log):
     if not todo:
         log(f"nothing to do: {out} holds every epoch asked for")
         return
-    root, stores = acc.prepare_data(work, args.genome_mb, args.sim_seed, args.tfs, True, log)
+    train_cells = acc.training_cells(args.train_cells)
+    root, stores = acc.prepare_data(work, args.genome_mb, args.sim_seed, args.tfs, True, log,
+                                    train_cells=train_cells)
     store = open_cell_store(stores[acc.TEST_CELL])
     bins = ladder_bins(root / "ladder.bed.gz", args.ladder_step)
     dnase, _ = acc.bin_features(store, bins, {}, DNASE_TRACK)
@@ -217,7 +220,7 @@ def measure(args, argv, log):
             f"DNase mean auPRC {base['auPRC']:.4f}, auROC {base['auROC']:.4f}")
 
     scorers = {}
-    train_stores = [open_cell_store(stores[c]) for c in acc.TRAIN_CELLS]
+    train_stores = [open_cell_store(stores[c]) for c in train_cells]
     batch = args.score_batch
     if batch is None:
         import jax
@@ -233,7 +236,7 @@ def measure(args, argv, log):
             break
         opts = SETTINGS[setting]
         config = TrainConfig(
-            inputs=tuple(str(stores[c]) for c in acc.TRAIN_CELLS),
+            inputs=tuple(str(stores[c]) for c in train_cells),
             output=str(work / "models" / setting / tf / f"seed{seed}"),
             valid_chroms=acc.VALID_CHROMS, test_chroms=acc.TEST_CHROMS, factor=tf,
             epochs=args.epochs, negatives=opts["negatives"], seed=seed, motif=opts["motif"],
@@ -246,7 +249,8 @@ def measure(args, argv, log):
         tag = f"{setting} ({setting_flags(setting)}) {tf} seed {seed}"
 
         def on_epoch_end(entry, params, setting=setting, tf=tf, seed=seed, info=info, tag=tag):
-            key = (setting, tf, seed, int(entry["epoch"]), float(args.genome_mb), args.ladder_step)
+            key = (setting, tf, seed, int(entry["epoch"]), float(args.genome_mb), args.ladder_step,
+                   args.train_cells)
             if key in done:
                 return
             t0 = time.perf_counter()
@@ -257,6 +261,8 @@ def measure(args, argv, log):
                 "setting": setting, "tf": tf, "seed": seed, "epoch": int(entry["epoch"]),
                 "negatives": SETTINGS[setting]["negatives"], "motif": SETTINGS[setting]["motif"],
                 "genome_mb": float(args.genome_mb), "sim_seed": args.sim_seed,
+                "train_cells": args.train_cells,
+                "steps": -(-int(entry["train_samples"]) // config.batch_size),
                 "ladder_step": args.ladder_step, "epochs_asked": args.epochs,
                 "train_loss": entry.get("train_loss"), "valid_loss": entry.get("valid_loss"),
                 "valid_auprc": entry.get("valid_auprc"),
@@ -447,6 +453,9 @@ def parse_args(argv):
                    help="working folder: simulation, stores (reused), models")
     p.add_argument("--genome-mb", type=float, default=20.0)
     p.add_argument("--sim-seed", type=int, default=1, help="simulation seed (1, as accuracy.py)")
+    p.add_argument("--train-cells", type=int, default=2,
+                   help="training cell lines (2: CellA CellB, as accuracy.py; 6: CellA CellB "
+                        "CellD-G, as many as FactorNet's CTCF DREAM model); CellC is held out")
     p.add_argument("--tfs", nargs="+", default=["CTCF", "GABPA"])
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
