@@ -148,20 +148,6 @@ class HeldOutScorer:
         return out
 
 
-def heldout_oracle(root, tf, bins):
-    """(n,) the simulator's binding probability of a `tf` site in each bin of the held-out cell.
-
-    accuracy.py's "oracle (site in bin)": an upper reference no trained setting should beat.
-    """
-    truth = acc.read_truth(root / "truth.tsv.gz", tf, acc.TEST_CELL)
-    out = np.zeros(len(bins))
-    for chrom in np.unique(bins.chroms):
-        rows = np.flatnonzero(bins.chroms == chrom)
-        starts = bins.starts[rows]
-        out[rows] = acc.oracle_scores(truth, str(chrom), starts, starts + BIN_SIZE)
-    return out
-
-
 # ----------------------------------------------------------------------------- results file
 
 def read_records(path):
@@ -226,16 +212,12 @@ def measure(args, argv, log):
         keep = labels != AMBIGUOUS
         bound = labels[keep] == BOUND
         base = metrics.summarize(bound, dnase[keep])
-        oracle = heldout_oracle(root, tf, bins)
-        top = metrics.summarize(bound, oracle[keep])
         per_tf[tf] = {"keep": keep, "bound": bound, "bins": len(bins), "n_bound": int(bound.sum()),
                       "n_unbound": int((~bound).sum()), "n_ambiguous": int((~keep).sum()),
-                      "dnase_auprc": base["auPRC"], "dnase_auroc": base["auROC"],
-                      "oracle_auprc": top["auPRC"]}
+                      "dnase_auprc": base["auPRC"], "dnase_auroc": base["auROC"]}
         log(f"held-out {tf}: {len(bins):,} bins (every {args.ladder_step}th ladder bin), "
             f"{per_tf[tf]['n_bound']:,} bound, {per_tf[tf]['n_ambiguous']:,} ambiguous left out; "
-            f"DNase mean auPRC {base['auPRC']:.4f}, auROC {base['auROC']:.4f}; oracle (the "
-            f"simulator's binding probability) auPRC {top['auPRC']:.4f}")
+            f"DNase mean auPRC {base['auPRC']:.4f}, auROC {base['auROC']:.4f}")
 
     scorers = {}
     train_stores = [open_cell_store(stores[c]) for c in train_cells]
@@ -287,7 +269,6 @@ def measure(args, argv, log):
                 "heldout_auprc": res["auPRC"], "heldout_auroc": res["auROC"],
                 "heldout_recall_at_50fdr": res["recall_at_50fdr"],
                 "dnase_auprc": info["dnase_auprc"], "dnase_auroc": info["dnase_auroc"],
-                "oracle_auprc": info["oracle_auprc"],
                 "bins": info["bins"], "bound": info["n_bound"], "unbound": info["n_unbound"],
                 "ambiguous": info["n_ambiguous"],
                 "seconds": entry.get("seconds"), "score_seconds": round(score_seconds, 3),
