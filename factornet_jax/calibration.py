@@ -304,16 +304,8 @@ def read_calibration(model_dir):
                else "the model was trained without recording one")
         raise FactorNetError(f"{model_dir}: no {CALIBRATION_NAME} ({why}); pass --threshold X "
                              "to call sites at a score you choose")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise InputFileError(path, f"not valid JSON ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InputFileError(path, f"not a factornet-jax calibration (format should be {FORMAT!r})")
-    if data.get("version") != VERSION:
-        raise InputFileError(path, f"calibration version {data.get('version')!r} is not supported "
-                                   f"(this program reads version {VERSION})")
-    return data
+    from factornet_jax.modeldir import read_document
+    return read_document(path, FORMAT, VERSION, "calibration")
 
 
 def tf_entry(calibration, tf, model_dir):

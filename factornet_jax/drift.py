@@ -34,6 +34,7 @@ from factornet_jax.errors import InputFileError
 
 PROFILE_NAME = "signal_profile.json"
 PROFILE_FORMAT = "factornet-jax/signal-profile"
+PROFILE_VERSION = 1
 QUANTILES = (0.5, 0.9, 0.99, 0.999)
 LEVELS = tuple(np.round(np.linspace(0.0, 0.99, 100), 4).tolist()) + (0.995, 0.999, 0.9995, 0.9999)
 NORMALIZATIONS = ("none", "quantile")
@@ -133,7 +134,7 @@ def write_profiles(model_dir, profiles: dict, normalization="none"):
     """signal_profile.json in a model dir: {cell name: profile} of the training cells (raw
     signal) and the read-time normalisation the model was trained with."""
     from factornet_jax.outputs import write_text_atomically
-    doc = {"format": PROFILE_FORMAT, "version": 1, "bins": SAMPLE_BINS, "bin_size": BIN,
+    doc = {"format": PROFILE_FORMAT, "version": PROFILE_VERSION, "bins": SAMPLE_BINS, "bin_size": BIN,
            "quantiles": list(QUANTILES), "levels": list(LEVELS), "open_share": OPEN_SHARE,
            "normalization": normalization, "cells": profiles}
     write_text_atomically(model_dir / PROFILE_NAME, json.dumps(doc, indent=1) + "\n")
@@ -143,15 +144,11 @@ def _read_doc(model_dir):
     path = model_dir / PROFILE_NAME
     if not path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_text())
-        if doc.get("format") != PROFILE_FORMAT:
-            raise ValueError("not a signal profile")
-        dict(doc["cells"])
-        return doc
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputFileError(path, f"unreadable signal profile ({err}); delete it to skip the "
-                                   "drift check") from None
+    from factornet_jax.modeldir import read_document
+    doc = read_document(path, PROFILE_FORMAT, PROFILE_VERSION, "signal profile")
+    if not isinstance(doc.get("cells"), dict):
+        raise InputFileError(path, "no 'cells' table; write the model again with `factornet train run`")
+    return doc
 
 
 def read_profiles(model_dir):

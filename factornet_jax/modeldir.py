@@ -136,6 +136,22 @@ def is_model_dir(path) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT
 
 
+def read_document(path, fmt: str, version: int, what: str) -> dict:
+    """A JSON document this project writes into model dirs (config.json, calibration.json,
+    signal_profile.json), checked for our format tag and version; InputFileError otherwise."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise InputFileError(path, f"not valid JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise InputFileError(path, f"not a factornet-jax {what} (format should be {fmt!r})")
+    if data.get("version") != version:
+        raise InputFileError(path, f"{what} version {data.get('version')!r} is not supported "
+                                   f"(this program reads version {version})")
+    return data
+
+
 def read_config(model_dir) -> dict:
     """Parse and check config.json of a model dir."""
     model_dir = Path(model_dir)
@@ -145,15 +161,7 @@ def read_config(model_dir) -> dict:
     if not path.is_file():
         raise FactorNetError(f"{model_dir}: not a model directory (no {CONFIG_NAME}); give a directory "
                              f"written by `factornet train run` or `factornet import-keras`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputFileError(path, f"not valid JSON ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InputFileError(path, f"not a factornet-jax model config (format should be {FORMAT!r})")
-    if data.get("version") != VERSION:
-        raise InputFileError(path, f"model format version {data.get('version')!r} is not supported "
-                                   f"(this program reads version {VERSION})")
+    data = read_document(path, FORMAT, VERSION, "model config")
     for key in ("model", "tfs", "track_names"):
         if key not in data:
             raise InputFileError(path, f"missing key {key!r}")
