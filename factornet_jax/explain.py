@@ -36,6 +36,7 @@ Outputs (a folder, written whole: hidden ``.OUT.partial-*`` swapped in last)::
         occlusion    (R, L, S) float32   occlusion of each track, per base
         meta (R, M), gencode (R, 6) float32  (when the model has them)
         onehot (R, L, 4) uint8, signal (R, L, S) float32   the inputs explained
+        meta_input (R, M), gencode_input (R, 6) float32    (when the model has them)
         regions/{chrom_index,start,end,window_start,line}  the region table
         value, baseline_value, prediction (R,) float32
         attributes "factornet": tf, method, steps, baseline, track names, backgrounds, chroms
@@ -293,8 +294,10 @@ def _create_store(path, n, cfg, has_meta, has_gencode, chunk):
               "prediction": ((n,), "float32")}
     if has_meta:
         arrays["meta"] = ((n, cfg.num_meta), "float32")
+        arrays["meta_input"] = ((n, cfg.num_meta), "float32")
     if has_gencode:
         arrays["gencode"] = ((n, 6), "float32")
+        arrays["gencode_input"] = ((n, 6), "float32")
     out = {}
     for name, (shape, dtype) in arrays.items():
         out[name] = group.create_array(name, shape=shape, dtype=dtype,
@@ -519,8 +522,10 @@ def explain(config: ExplainConfig, progress=None) -> ExplainSummary:
                 arrays["signal"][sl] = chunk[1]
                 if has_meta:
                     arrays["meta"][sl] = result["meta"]
+                    arrays["meta_input"][sl] = chunk[2]
                 if has_gencode:
                     arrays["gencode"][sl] = result["gencode"]
+                    arrays["gencode_input"][sl] = chunk[3]
                 lines, gaps[sl] = summary_lines(regions, rows, result)
                 tsv.writelines(lines)
                 bar.update(len(rows))

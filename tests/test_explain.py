@@ -249,6 +249,7 @@ def test_output_folder_holds_what_was_computed(setup, explained):
     onehot, signal = setup["store"].fetch_batch([c for c, _, _ in ROWS], windows, SEQ_LEN)
     np.testing.assert_array_equal(group["onehot"][:], onehot)
     meta = np.tile(setup["store"].meta_values, (n, 1))
+    np.testing.assert_array_equal(group["meta_input"][:], meta.astype(np.float32))
     hyp, act = ism_hypothetical(ism(setup["model"], onehot, signal, meta, task=1), onehot)
     np.testing.assert_allclose(group["hypothetical"][:], hyp, atol=1e-6)
     np.testing.assert_allclose(group["actual"][:], act, atol=1e-6)
