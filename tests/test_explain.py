@@ -14,21 +14,22 @@ SEQ_LEN = 120
 BATCH = 64
 
 
-def write_model(folder, tfs=("TFA", "TFB"), track_names=TRACKS, scale=0.3, seed=0):
-    """A tiny model dir with random weights (no init compilation); returns its path."""
+def write_model(folder, tfs=("TFA", "TFB"), track_names=TRACKS, scale=0.3, seed=0, gencode=False):
+    """A tiny meta (+ GENCODE) model dir with random weights (no init compilation); its path."""
     import jax
 
     from factornet_jax import modeldir
     from factornet_jax.model import ModelConfig, abstract_params
     cfg = ModelConfig(seq_len=SEQ_LEN, track_names=track_names, num_tasks=len(tfs),
-                      num_meta=len(META), kernels=4, kernel_width=8, recurrent=4, dense=8)
+                      num_meta=len(META), use_gencode=gencode, kernels=4, kernel_width=8,
+                      recurrent=4, dense=8)
     rng = np.random.default_rng(seed)
     params = jax.tree_util.tree_map(lambda leaf: rng.normal(0, scale, leaf.shape).astype(np.float32),
                                     abstract_params(cfg))
     folder = Path(folder)
     folder.mkdir(parents=True)
     modeldir.write_config(folder, modeldir.make_config(cfg, list(tfs), track_names, META,
-                                                       ["bigwig", "meta"]))
+                                                       ["bigwig", "meta"] + ["gencode"] * gencode))
     modeldir.save_params(folder / "best.npz", params)
     return folder
 

@@ -9,28 +9,14 @@ import numpy as np
 import pytest
 
 from factornet_jax.labels import GENCODE_FEATURES
-from test_explain import META, SEQ_LEN, TRACKS, write_bed
+from test_explain import META, SEQ_LEN, TRACKS, write_bed, write_model
 
 BATCH = 64
 
 
 def write_gencode_model(folder, tfs=("TFA", "TFB"), scale=0.3, seed=1):
-    """A tiny meta + GENCODE model dir with random weights (as test_explain.write_model)."""
-    import jax
-
-    from factornet_jax import modeldir
-    from factornet_jax.model import ModelConfig, abstract_params
-    cfg = ModelConfig(seq_len=SEQ_LEN, track_names=TRACKS, num_tasks=len(tfs), num_meta=len(META),
-                      use_gencode=True, kernels=4, kernel_width=8, recurrent=4, dense=8)
-    rng = np.random.default_rng(seed)
-    params = jax.tree_util.tree_map(lambda leaf: rng.normal(0, scale, leaf.shape).astype(np.float32),
-                                    abstract_params(cfg))
-    folder = Path(folder)
-    folder.mkdir(parents=True)
-    modeldir.write_config(folder, modeldir.make_config(cfg, list(tfs), TRACKS, META,
-                                                       ["bigwig", "meta", "gencode"]))
-    modeldir.save_params(folder / "best.npz", params)
-    return folder
+    """A tiny meta + GENCODE model dir with random weights."""
+    return write_model(folder, tfs, TRACKS, scale, seed, gencode=True)
 
 
 def read_annotation_beds(folder):
