@@ -365,7 +365,7 @@ def write_doc(path, records, args, argv):
         f"JAX {acc._version('jax')}, Flax {acc._version('flax')}, factornet-jax {__version__}",
         f"- data: benchmarks/accuracy.py's simulated dataset, {first.get('genome_mb', '?'):g} Mb "
         f"genome (simulation seed {first.get('sim_seed', '?')}), training cell lines "
-        f"{', '.join(acc.TRAIN_CELLS)}, held out {acc.TEST_CELL}; validation "
+        f"{', '.join(acc.training_cells(int(first.get('train_cells', 2))))}, held out {acc.TEST_CELL}; validation "
         f"{', '.join(acc.VALID_CHROMS)}; test chromosomes {', '.join(acc.TEST_CHROMS)}",
         "- model: onePeak per TF with `TrainConfig`'s defaults (FactorNet's): -L 1000 -k 32 -w 26 "
         "-r 32 -d 128, dropout 0.5, BiLSTM dropout 0.1, batch 100, -lr 0.001 (Keras 1 Adam), "
@@ -420,18 +420,22 @@ def write_doc(path, records, args, argv):
 
     for (setting, tf), per_epoch in groups.items():
         lines += [f"## {setting} ({setting_flags(setting)}), {tf}", "",
-                  "| epoch | held-out auPRC mean | min | seeds | held-out auROC mean | "
+                  "| epoch | steps so far | held-out auPRC mean | min | seeds | held-out auROC mean | "
                   "valid auPRC mean | train loss mean | valid loss mean | s/epoch (train+valid) | "
                   "s scoring |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for epoch in sorted(per_epoch):
             rs = per_epoch[epoch]
 
             def mean(key, rs=rs):
                 vals = [r[key] for r in rs if r.get(key) is not None]
                 return float(np.mean(vals)) if vals else None
+            steps = mean("steps")   # optimizer steps per epoch (recorded since --train-cells)
+            if steps is None and mean("train_samples") is not None:   # older lines: batch 100
+                steps = float(np.ceil(mean("train_samples") / 100))
             lines.append(
-                f"| {epoch} | {_fmt(mean('heldout_auprc'))} | "
+                f"| {epoch} | {'n/a' if steps is None else f'{epoch * steps:,.0f}'} | "
+                f"{_fmt(mean('heldout_auprc'))} | "
                 f"{_fmt(min(r['heldout_auprc'] for r in rs))} | {len(rs)} | "
                 f"{_fmt(mean('heldout_auroc'))} | {_fmt(mean('valid_auprc'))} | "
                 f"{_fmt(mean('train_loss'))} | {_fmt(mean('valid_loss'))} | "
