@@ -17,6 +17,7 @@ no early stop within 20 epochs; validation chr11, test chr1 chr8 chr21) on CellA
 
     defaults  -n 1          mo     -n 1 -mo
     n10       -n 10         n10mo  -n 10 -mo
+    lr3       -n 1 -lr 0.003 (a candidate cause of the plateau: the step size)
 
 After each epoch (`train_and_evaluate(..., on_epoch_end=...)`) the epoch's parameters score
 CellC's DREAM-style ladder over the test chromosomes in this process: every --ladder-step-th
@@ -63,6 +64,7 @@ SETTINGS = {
     "mo": {"negatives": 1, "motif": True},
     "n10": {"negatives": 10, "motif": False},
     "n10mo": {"negatives": 10, "motif": True},
+    "lr3": {"negatives": 1, "motif": False, "learning_rate": 0.003},
 }
 FETCH_CHUNK = 4096       # windows per store read when loading the held-out windows
 PLOT_NAME = "learning_curves.png"
@@ -70,7 +72,8 @@ PLOT_NAME = "learning_curves.png"
 
 def setting_flags(name):
     s = SETTINGS[name]
-    return f"-n {s['negatives']}" + (" -mo" if s["motif"] else "")
+    return (f"-n {s['negatives']}" + (" -mo" if s["motif"] else "")
+            + (f" -lr {s['learning_rate']:g}" if "learning_rate" in s else ""))
 
 
 # ----------------------------------------------------------------------------- held-out bins
@@ -240,6 +243,7 @@ def measure(args, argv, log):
             output=str(work / "models" / setting / tf / f"seed{seed}"),
             valid_chroms=acc.VALID_CHROMS, test_chroms=acc.TEST_CHROMS, factor=tf,
             epochs=args.epochs, negatives=opts["negatives"], seed=seed, motif=opts["motif"],
+            learning_rate=opts.get("learning_rate", TrainConfig.learning_rate),
             motif_db=str(root / "motifs.meme") if opts["motif"] else None)
         model_cfg = model_config_for(config, train_stores, [tf])
         if model_cfg not in scorers:
