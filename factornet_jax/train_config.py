@@ -41,6 +41,8 @@ class TrainConfig:
     gencode: bool = False              # -g: add the six GENCODE bin flags
     motif: bool = False                # -mo: put the TF's canonical motif in kernels 0 and 1
     motif_db: str | None = None        # --motif-db: MEME file searched for -mo motifs
+    motif_extra: tuple[str, ...] = ()  # --motif-extra: more motifs (e.g. known co-factors) for
+                                       #   the kernel pairs after the TFs' (not FactorNet; needs -mo)
     batch_size: int = 100              # global batch (split over all devices), FactorNet used 100
     loader_threads: int = 1            # background threads assembling batches (0: none)
     loader_processes: int = 0          # worker processes assembling batches instead (0: threads)
@@ -76,6 +78,7 @@ class TrainConfig:
             (self.compute_dtype in ("float32", "bfloat16"), "--dtype must be float32 or bfloat16"),
             (self.lstm_backend in ("scan", "cudnn"), "--lstm must be scan or cudnn"),
             (bool(self.inputs), "-i/--inputdirs needs at least one cell store"),
+            (self.motif or not self.motif_extra, "--motif-extra needs -mo"),
         ]
         for ok, message in checks:
             if not ok:

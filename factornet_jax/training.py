@@ -476,7 +476,7 @@ def _inject_motifs(params, config, tasks, log):
     TF of a single-task model: kernels 0 and 1; multi-task: TF t into 2t, 2t + 1 while kernels
     last). The motif is the one FactorNet would take (`meme.factornet_motif`); a TF without
     one is a warning, not an error (FactorNet skipped it silently)."""
-    from factornet_jax.meme import factornet_motif, read_meme
+    from factornet_jax.meme import factornet_motif, find_motif, read_meme
     from factornet_jax.model import inject_motif
     from factornet_jax.reference_files import default_motif_db
     path = config.motif_db or str(default_motif_db())
@@ -491,5 +491,19 @@ def _inject_motifs(params, config, tasks, log):
         log(f"-mo: kernels {2 * t} and {2 * t + 1} start from motif {motif.name} of {tf} and its "
             "reverse complement", file=sys.stderr)
         params = inject_motif(params, motif.pwm, first=2 * t)
+    first = 2 * len(tasks)
+    for name in config.motif_extra:   # --motif-extra: the next kernel pairs, in the order given
+        if first + 2 > n_kernels:
+            raise ConfigError(f"--motif-extra {name}: no kernel pair left (-k {n_kernels} holds "
+                              f"{n_kernels // 2} pairs, {len(tasks)} taken by the TFs); raise -k")
+        try:
+            motif = find_motif(motifs, name)
+        except FactorNetError:
+            raise ConfigError(f"--motif-extra {name}: no such motif in {path}; give a motif name "
+                              "or alt name of that MEME file (--motif-db)") from None
+        log(f"-mo: kernels {first} and {first + 1} start from motif {motif.name} (--motif-extra "
+            f"{name}) and its reverse complement", file=sys.stderr)
+        params = inject_motif(params, motif.pwm, first=first)
+        first += 2
     return params
 

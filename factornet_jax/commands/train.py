@@ -44,6 +44,9 @@ def add_arguments(parser):
     p.add_argument("-mo", "--motif", action="store_true",
                    help="start kernels 0/1 from the TF's canonical motif (see --motif-db)")
     p.add_argument("--motif-db", default=None, metavar="MEME", help="MEME file for -mo")
+    p.add_argument("--motif-extra", nargs="+", default=[], metavar="NAME",
+                   help="with -mo: also start the next kernel pairs from these motifs of the MEME "
+                        "file (e.g. a known co-factor); not in FactorNet")
     add_output_arguments(p, "MODEL_DIR", "model directory (-o: an unfinished run of the same "
                                          "settings there resumes)")
     p.add_argument("--batch-size", type=int, default=100, help="global batch size (100)")
@@ -69,6 +72,7 @@ def config_from_args(args):
         signal_normalization=args.signal_normalization,
         seed=args.seed, factor=args.factor,
         meta=args.meta, gencode=args.gencode, motif=args.motif, motif_db=args.motif_db,
+        motif_extra=tuple(args.motif_extra),
         batch_size=args.batch_size, loader_threads=args.loader_threads,
         loader_processes=args.loader_processes,
         max_steps_per_epoch=args.max_steps, compute_dtype=args.dtype, lstm_backend=args.lstm,
