@@ -40,17 +40,18 @@ _SUMMIT_COLUMN = 9
 _BED12_COLUMNS = 12
 
 
-def read_text(path) -> str:
-    """Whole text of a plain or gzipped file (gzip detected by magic bytes, not name)."""
+def read_text(path, what="file") -> str:
+    """Whole text of a plain or gzipped file (gzip detected by magic bytes, not name); `what`
+    names the kind of file in the messages ("MEME file")."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputFileError(path, "file not found; check the path") from None
+        raise InputFileError(path, f"{what} not found; check the path") from None
     except IsADirectoryError:
-        raise InputFileError(path, "is a directory, expected a file") from None
+        raise InputFileError(path, f"is a directory, expected a {what}") from None
     except OSError as exc:
-        raise InputFileError(path, f"cannot read file ({exc.strerror})") from None
+        raise InputFileError(path, f"cannot read {what} ({exc.strerror})") from None
     if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
@@ -62,7 +63,7 @@ def read_text(path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputFileError(
-            path, f"not a text file (undecodable byte at offset {exc.start})"
+            path, f"not a text {what} (undecodable byte at offset {exc.start})"
         ) from None
 
 

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .bed import GZIP_MAGIC
+from .bed import read_text
 from .errors import FactorNetError, InputFileError
 
 LETTERS = "ACGT"
@@ -71,25 +71,6 @@ class MemeFile:
     strands: str = "+ -"
 
 
-def _open_text(path):
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputFileError(path, "MEME file not found; check the path") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read MEME file ({exc.strerror})") from None
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError):
-            raise InputFileError(path, "truncated or corrupt gzip file") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputFileError(path, "not a text MEME file (undecodable bytes)") from None
-
-
 def _parse_keyvalues(text: str) -> dict[str, str]:
     """'alength= 4 w= 19 nsites= 20 E= 0' -> {'alength': '4', 'w': '19', ...}."""
     words = text.replace("=", "= ").split()
@@ -125,7 +106,7 @@ def read_meme_file(path) -> MemeFile:
     version line, a non-DNA alphabet, a matrix with the wrong number of rows or columns,
     non-numeric values, or rows that do not sum to 1.
     """
-    lines = _open_text(path).splitlines()
+    lines = read_text(path, "MEME file").splitlines()
     motifs: list[Motif] = []
     background = UNIFORM_BACKGROUND.copy()
     strands = "+ -"

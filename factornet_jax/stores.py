@@ -70,6 +70,22 @@ def source_changed(recorded, path):
     return file_digest(path) != recorded["digest"]
 
 
+def _existing_build(out_path, current, build_key, key_what, force, n_bases, t0):
+    """The summary of a complete store at `out_path` built from `current` inputs and
+    `build_key` (nothing to do), None when it must be built (absent, partial, or --force);
+    StoreError when it was built from other inputs (`key_what` names the build key)."""
+    attrs = read_store_attrs(out_path)
+    if not attrs or not attrs.get(COMPLETE) or force:
+        return None
+    changed = _changed_inputs(attrs["sources"], current)
+    if attrs.get("build_key") != build_key:
+        changed.append(key_what)
+    if changed:
+        raise StoreError(f"{out_path} was built from other inputs ({'; '.join(changed)} "
+                         "changed); pass --force to rebuild it")
+    return BuildSummary(out_path, False, n_bases, store_bytes(out_path), time.perf_counter() - t0)
+
+
 def _changed_inputs(recorded_sources, current_paths):
     """Names of inputs whose files differ from those a store was built from."""
     changed = []
@@ -340,16 +356,10 @@ def build_genome_store(fasta, out_path, chroms=None, chunk_bases=DEFAULT_CHUNK_B
     current = {"fasta": fasta}
     build_key = {"chroms": [r.name for r in fai], "sizes": [r.length for r in fai],
                  "chunk_bases": chunk_bases, "codecs": codecs.__dict__}
-    attrs = read_store_attrs(out_path)
-    if attrs and attrs.get(COMPLETE) and not force:
-        changed = _changed_inputs(attrs["sources"], current)
-        if attrs.get("build_key") != build_key:
-            changed.append("chromosome set or chunking")
-        if changed:
-            raise StoreError(f"{out_path} was built from other inputs ({'; '.join(changed)} "
-                             "changed); pass --force to rebuild it")
-        return BuildSummary(out_path, False, sum(r.length for r in fai), store_bytes(out_path),
-                            time.perf_counter() - t0)
+    done = _existing_build(out_path, current, build_key, "chromosome set or chunking", force,
+                           sum(r.length for r in fai), t0)
+    if done is not None:
+        return done
     partial = str(out_path) + ".partial"
     with StoreLock(out_path):
         sources = {"fasta": source_record(fasta)}
@@ -489,16 +499,10 @@ def build_cell_store(cell, genome_path, out_path, chroms=None, chunk_bases=DEFAU
     chrom_sizes = {c: all_sizes[c] for c in chrom_names}
     build_key = cell_build_key(cell, genome_attrs, chrom_names, chunk_bases, codecs)
     current = cell_source_paths(cell)
-    attrs = read_store_attrs(out_path)
-    if attrs and attrs.get(COMPLETE) and not force:
-        changed = _changed_inputs(attrs["sources"], current)
-        if attrs.get("build_key") != build_key:
-            changed.append("cell folder lists, chromosome set or genome")
-        if changed:
-            raise StoreError(f"{out_path} was built from other inputs ({'; '.join(changed)} "
-                             "changed); pass --force to rebuild it")
-        return BuildSummary(out_path, False, sum(chrom_sizes.values()), store_bytes(out_path),
-                            time.perf_counter() - t0)
+    done = _existing_build(out_path, current, build_key, "cell folder lists, chromosome set or genome",
+                           force, sum(chrom_sizes.values()), t0)
+    if done is not None:
+        return done
 
     bigwig_txt = os.path.join(cell.folder, "bigwig.txt")
     chip_txt = os.path.join(cell.folder, "chip.txt")
