@@ -434,15 +434,10 @@ def _version(name):
         return "?"
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--genome-mb", type=float, default=20.0, help="simulated genome size (20)")
-    p.add_argument("--work", type=Path, default=Path("/tmp/factornet_accuracy"),
-                   help="working folder (/tmp/factornet_accuracy)")
-    p.add_argument("--tfs", nargs="+", default=["CTCF", "GABPA"], help="TFs (CTCF GABPA)")
+def add_training_arguments(p, epochs):
+    """The training settings the accuracy benchmarks share (accuracy.py, calls_bench.py)."""
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--negatives", "-n", type=int, default=10)
     p.add_argument("--seq-len", "-L", type=int, default=1000)
@@ -452,6 +447,16 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (0: none)")
     p.add_argument("--learning-rate", "-lr", type=float, default=0.001)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--genome-mb", type=float, default=20.0, help="simulated genome size (20)")
+    p.add_argument("--work", type=Path, default=Path("/tmp/factornet_accuracy"),
+                   help="working folder (/tmp/factornet_accuracy)")
+    p.add_argument("--tfs", nargs="+", default=["CTCF", "GABPA"], help="TFs (CTCF GABPA)")
+    add_training_arguments(p, epochs=20)
     p.add_argument("--no-motif", dest="motif", action="store_false",
                    help="random kernels instead of FactorNet's -mo (kernels 0 and 1 start from the "
                         "TF's motif in motifs.meme)")
