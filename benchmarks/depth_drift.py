@@ -22,27 +22,6 @@ import time
 from pathlib import Path
 
 
-def scaled_cell(source, target, factor, track="DGF"):
-    """Copy a cell folder with its `track` bigWig multiplied by `factor`."""
-    import pyBigWig
-    shutil.copytree(source, target)
-    for line in (target / "bigwig.txt").read_text().splitlines():
-        name, label = line.split("\t")[:2]
-        if label != track:
-            continue
-        src = pyBigWig.open(str(source / name))
-        out = pyBigWig.open(str(target / name), "w")
-        sizes = list(src.chroms().items())
-        out.addHeader(sizes)
-        for chrom, _ in sizes:
-            entries = src.intervals(chrom) or []
-            if entries:
-                out.addEntries([chrom] * len(entries), [e[0] for e in entries],
-                               ends=[e[1] for e in entries], values=[factor * e[2] for e in entries])
-        src.close()
-        out.close()
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -56,6 +35,7 @@ def main(argv=None):
     from factornet_jax.evaluate import evaluate
     from factornet_jax.predict import predict_bed
     from factornet_jax.reader import open_cell_store
+    from factornet_jax.simulate import rescaled_cell
 
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -72,7 +52,7 @@ def main(argv=None):
     for factor in args.factors:
         name = f"CellC_x{factor:g}"
         if not (work / "stores" / f"{name}.zarr").exists():
-            scaled_cell(sim / "cells" / "CellC", work / "cells" / name, factor)
+            rescaled_cell(sim / "cells" / "CellC", work / "cells" / name, factor, tracks=("DGF",))
             build_stores(BuildRequest(cell_dirs=(str(work / "cells" / name),),
                                       genome=str(sim / "genome.fa"), stores_dir=str(work / "stores"),
                                       blacklist=str(sim / "blacklist.bed.gz")))

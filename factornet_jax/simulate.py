@@ -1030,3 +1030,29 @@ def _simulate_into(root: Path, config, motif_path, tf_motifs, cof_motifs) -> dic
     }
     paths.summary.write_text(json.dumps(summary, indent=1) + "\n")
     return counts
+
+
+def rescaled_cell(source, target, factor: float, tracks=None) -> None:
+    """Copy the cell folder `source` to `target` (which must not exist) with the bigWigs of
+    `tracks` (track names of bigwig.txt; None: every track) multiplied by `factor`: the same
+    cell line sequenced at `factor` x the depth, for depth-drift checks."""
+    import pyBigWig
+    source, target = Path(source), Path(target)
+    shutil.copytree(source, target)
+    for line in (target / "bigwig.txt").read_text().splitlines():
+        name, label = line.split("\t")[:2]
+        if tracks is not None and label not in tracks:
+            continue
+        src, out = pyBigWig.open(str(source / name)), pyBigWig.open(str(target / name), "w")
+        try:
+            sizes = list(src.chroms().items())
+            out.addHeader(sizes)
+            for chrom, _ in sizes:
+                entries = src.intervals(chrom) or []
+                if entries:
+                    out.addEntries([chrom] * len(entries), [e[0] for e in entries],
+                                   ends=[e[1] for e in entries],
+                                   values=[factor * e[2] for e in entries])
+        finally:
+            src.close()
+            out.close()

@@ -8,18 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import flip_byte
-from test_batches import SEQ_LEN, build_toy_dataset
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return build_toy_dataset(tmp_path_factory.mktemp("toy_workers"))
-
-
-@pytest.fixture(scope="module")
-def toy_stores(toy):
-    from factornet_jax.reader import open_cell_store
-    return [open_cell_store(p) for p in toy["stores"]]
+from test_batches import SEQ_LEN, toy, toy_stores  # noqa: F401  (module-scoped fixtures)
 
 
 @pytest.fixture(scope="module")

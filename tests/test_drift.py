@@ -90,27 +90,11 @@ def test_signal_map_sends_levels_to_the_reference_and_undoes_a_scale():
 @pytest.fixture(scope="module")
 def deeper_store(tiny_inputs, tmp_path_factory):
     """CellA's folder with every bigWig 4x (a deeper-sequenced copy), built into a store."""
-    import shutil
-
-    import pyBigWig
-
     from factornet_jax.build import BuildRequest, build_stores
+    from factornet_jax.simulate import rescaled_cell
     root = tmp_path_factory.mktemp("deeper")
-    source = tiny_inputs["cells"][0]
     folder = root / "CellAx4"
-    shutil.copytree(source, folder)
-    for line in (folder / "bigwig.txt").read_text().splitlines():
-        name = line.split("\t")[0]
-        src, out = pyBigWig.open(str(source / name)), pyBigWig.open(str(folder / name), "w")
-        sizes = list(src.chroms().items())
-        out.addHeader(sizes)
-        for chrom, _ in sizes:
-            entries = src.intervals(chrom) or []
-            if entries:
-                out.addEntries([chrom] * len(entries), [e[0] for e in entries],
-                               ends=[e[1] for e in entries], values=[4.0 * e[2] for e in entries])
-        src.close()
-        out.close()
+    rescaled_cell(tiny_inputs["cells"][0], folder, 4.0)
     build_stores(BuildRequest(cell_dirs=(str(folder),), genome=str(tiny_inputs["fasta"]),
                               stores_dir=str(root / "stores"), chunk_bases=4096))
     return root / "stores" / "CellAx4.zarr"
@@ -157,3 +141,21 @@ def test_train_run_records_and_applies_quantile_normalisation(tiny_stores, tmp_p
     assert model_normalization(tmp_path / "m") == "quantile"
     profiles = read_profiles(tmp_path / "m")
     assert sorted(profiles) == ["CellA", "CellB"] and all("levels" in p["DGF"] for p in profiles.values())
+
+
+def test_rescaled_cell_multiplies_only_the_named_tracks(tiny_inputs, tmp_path):
+    import pyBigWig
+
+    from factornet_jax.simulate import rescaled_cell
+    source = tiny_inputs["cells"][0]
+    tracks = [line.split("\t")[:2] for line in (source / "bigwig.txt").read_text().splitlines()]
+    (scaled_file, scaled_name), (kept_file, _) = tracks[0], tracks[1]
+    rescaled_cell(source, tmp_path / "copy", 2.5, tracks=(scaled_name,))
+    for name, factor in ((scaled_file, 2.5), (kept_file, 1.0)):
+        a, b = pyBigWig.open(str(source / name)), pyBigWig.open(str(tmp_path / "copy" / name))
+        assert a.chroms() == b.chroms()
+        for chrom in a.chroms():
+            x, y = a.intervals(chrom) or [], b.intervals(chrom) or []
+            assert [e[:2] for e in x] == [e[:2] for e in y]
+            np.testing.assert_allclose([e[2] for e in y], [factor * e[2] for e in x], rtol=1e-6)
+        a.close(), b.close()
